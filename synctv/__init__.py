@@ -1,0 +1,5 @@
+"""synctv: watch together on one Twisted reactor."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,27 @@
+"""Media providers: turn a media item into addresses a client can play (see providers.base)."""
+
+from __future__ import annotations
+
+from synctv.providers.base import (
+    ClientProfile,
+    PlaybackInfo,
+    PlaybackResult,
+    Provider,
+    ProviderRegistry,
+)
+from synctv.providers.direct import DirectProvider
+
+__all__ = [
+    "ClientProfile",
+    "DirectProvider",
+    "PlaybackInfo",
+    "PlaybackResult",
+    "Provider",
+    "ProviderRegistry",
+    "default_providers",
+]
+
+
+def default_providers() -> ProviderRegistry:
+    """The providers every server has (more join as their issues land)."""
+    return ProviderRegistry([DirectProvider()])
