@@ -1,0 +1,176 @@
+"""The SliceCache contract, run against both backends, and validators_match (synctv.proxy.cache)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from synctv.proxy.cache import MemorySliceCache, SliceCache, Validators, validators_match
+from synctv.proxy.filecache import FileSliceCache, inline_runner
+from synctv.proxy.slices import SliceKey, slice_key
+
+from ._support import resolved
+
+URL_A = "https://a.example/movie.mp4"
+URL_B = "https://b.example/other.mp4"
+
+
+def key(url: str, index: int) -> SliceKey:
+    return slice_key(url, {"Referer": "https://site/"}, index, slice_size=100)
+
+
+@pytest.fixture(params=["memory", "file"])
+def make_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """Builds a cache of the parametrized backend with a given byte bound."""
+
+    def make(max_bytes: int) -> SliceCache:
+        if request.param == "memory":
+            return MemorySliceCache(max_bytes)
+        cache: SliceCache = resolved(FileSliceCache.open(tmp_path / "cache", max_bytes, inline_runner))
+        return cache
+
+    yield make
+
+
+def test_put_then_get_returns_the_bytes_and_counts_hits_and_misses(make_cache) -> None:
+    """A stored slice comes back byte for byte; a miss is None; stats count both."""
+    cache = make_cache(1000)
+    assert resolved(cache.get(key(URL_A, 0))) is None
+    resolved(cache.put(key(URL_A, 0), b"x" * 100))
+    assert resolved(cache.get(key(URL_A, 0))) == b"x" * 100
+    assert cache.stats() == {"entries": 1, "bytes": 100, "hits": 1, "misses": 1, "evictions": 0}
+
+
+def test_least_recently_used_slices_are_evicted_first(make_cache) -> None:
+    """Past the byte bound, the slice used longest ago goes first; a get counts as a use."""
+    cache = make_cache(300)
+    for i in range(3):
+        resolved(cache.put(key(URL_A, i), bytes([i]) * 100))
+    assert resolved(cache.get(key(URL_A, 0))) == bytes([0]) * 100
+    resolved(cache.put(key(URL_A, 3), b"\x03" * 100))
+    assert resolved(cache.get(key(URL_A, 1))) is None
+    for i in (0, 2, 3):
+        assert resolved(cache.get(key(URL_A, i))) == bytes([i]) * 100
+    stats = cache.stats()
+    assert (stats["entries"], stats["bytes"], stats["evictions"]) == (3, 300, 1)
+
+
+def test_one_large_put_evicts_as_many_as_needed(make_cache) -> None:
+    """A big slice evicts several small ones until the total fits the bound."""
+    cache = make_cache(300)
+    for i in range(3):
+        resolved(cache.put(key(URL_A, i), b"s" * 100))
+    resolved(cache.put(key(URL_B, 0), b"L" * 250))
+    assert cache.stats()["entries"] == 1
+    assert cache.stats()["evictions"] == 3
+    assert resolved(cache.get(key(URL_B, 0))) == b"L" * 250
+
+
+def test_a_slice_larger_than_the_bound_is_not_stored(make_cache) -> None:
+    """A slice that alone exceeds max_bytes is not cached and evicts nothing."""
+    cache = make_cache(100)
+    resolved(cache.put(key(URL_A, 0), b"a" * 50))
+    resolved(cache.put(key(URL_A, 1), b"b" * 101))
+    assert resolved(cache.get(key(URL_A, 1))) is None
+    assert resolved(cache.get(key(URL_A, 0))) == b"a" * 50
+    assert cache.stats()["evictions"] == 0
+
+
+def test_replacing_a_slice_updates_bytes_and_keeps_validators(make_cache) -> None:
+    """Putting a key again replaces the bytes, counts them once, and keeps the resource's validators."""
+    cache = make_cache(1000)
+    k = key(URL_A, 0)
+    v = Validators(etag='"1"', total_length=500)
+    resolved(cache.set_validators(k.resource, v))
+    resolved(cache.put(k, b"old" * 10))
+    resolved(cache.put(k, b"new" * 20))
+    assert resolved(cache.get(k)) == b"new" * 20
+    assert cache.stats()["bytes"] == 60
+    assert resolved(cache.get_validators(k.resource)) == v
+
+
+def test_purge_resource_removes_only_that_resource(make_cache) -> None:
+    """purge_resource drops every slice and the validators of one resource, nothing else."""
+    cache = make_cache(10_000)
+    a0, a1, b0 = key(URL_A, 0), key(URL_A, 1), key(URL_B, 0)
+    resolved(cache.set_validators(a0.resource, Validators(etag='"a"')))
+    resolved(cache.set_validators(b0.resource, Validators(etag='"b"')))
+    for k in (a0, a1, b0):
+        resolved(cache.put(k, b"z" * 10))
+    resolved(cache.purge_resource(a0.resource))
+    assert resolved(cache.get(a0)) is None and resolved(cache.get(a1)) is None
+    assert resolved(cache.get(b0)) == b"z" * 10
+    assert resolved(cache.get_validators(a0.resource)) is None
+    assert resolved(cache.get_validators(b0.resource)) == Validators(etag='"b"')
+    assert cache.stats()["entries"] == 1
+
+
+def test_validators_go_with_the_last_slice_of_their_resource(make_cache) -> None:
+    """When eviction removes a resource's last slice, its validators are dropped too."""
+    cache = make_cache(100)
+    a0, b0 = key(URL_A, 0), key(URL_B, 0)
+    resolved(cache.set_validators(a0.resource, Validators(etag='"a"')))
+    resolved(cache.put(a0, b"a" * 100))
+    assert resolved(cache.get_validators(a0.resource)) == Validators(etag='"a"')
+    resolved(cache.put(b0, b"b" * 100))
+    assert resolved(cache.get_validators(a0.resource)) is None
+
+
+def test_purge_all_empties_the_cache_but_keeps_the_counters(make_cache) -> None:
+    """purge_all removes every slice and validator; hit/miss/eviction counters are history and stay."""
+    cache = make_cache(1000)
+    resolved(cache.set_validators(key(URL_A, 0).resource, Validators(total_length=5)))
+    resolved(cache.put(key(URL_A, 0), b"12345"))
+    resolved(cache.get(key(URL_A, 0)))
+    resolved(cache.purge_all())
+    assert resolved(cache.get(key(URL_A, 0))) is None
+    assert resolved(cache.get_validators(key(URL_A, 0).resource)) is None
+    assert cache.stats() == {"entries": 0, "bytes": 0, "hits": 1, "misses": 1, "evictions": 0}
+
+
+@pytest.mark.parametrize(
+    ("stored", "fresh", "match"),
+    [
+        (None, Validators(etag='"a"'), False),
+        (Validators(etag='"a"', total_length=10), Validators(etag='"a"', total_length=10), True),
+        (Validators(etag='"a"'), Validators(etag='"b"'), False),
+        (Validators(etag='W/"a"'), Validators(etag='W/"a"'), True),
+        (Validators(etag='"a"'), Validators(), False),
+        (Validators(), Validators(etag='"a"'), False),
+        (Validators(etag='"a"', total_length=10), Validators(etag='"a"', total_length=11), False),
+        (Validators(total_length=10), Validators(total_length=None), True),
+        (Validators(total_length=10), Validators(total_length=10), True),
+        (Validators(total_length=10), Validators(total_length=12), False),
+        (
+            Validators(last_modified="Sun, 06 Nov 1994 08:49:37 GMT"),
+            Validators(last_modified="Sunday, 06-Nov-94 08:49:37 GMT"),
+            True,
+        ),
+        (
+            Validators(last_modified="Sun, 06 Nov 1994 08:49:37 GMT"),
+            Validators(last_modified="Sun, 06 Nov 1994 08:49:38 GMT"),
+            False,
+        ),
+        (Validators(last_modified="Sun, 06 Nov 1994 08:49:37 GMT"), Validators(), False),
+        (Validators(last_modified="odd"), Validators(last_modified="odd"), True),
+        (
+            Validators(etag='"a"', last_modified="Sun, 06 Nov 1994 08:49:37 GMT"),
+            Validators(etag='"a"', last_modified="Mon, 07 Nov 1994 08:49:37 GMT"),
+            False,
+        ),
+    ],
+)
+def test_validators_match(stored: Validators | None, fresh: Validators, match: bool) -> None:
+    """Cached slices stay trusted only when no validator contradicts and none appeared or vanished."""
+    assert validators_match(stored, fresh) is match
+
+
+def test_validators_json_round_trip_and_refuses_bad_shapes() -> None:
+    """Validators survive to_json/from_json; wrong types are a ValueError."""
+    v = Validators(etag='"x"', last_modified="Sun, 06 Nov 1994 08:49:37 GMT", total_length=7)
+    assert Validators.from_json(v.to_json()) == v
+    for bad in ([], {"etag": 1}, {"last_modified": 2}, {"total_length": -1}, {"total_length": True}):
+        with pytest.raises(ValueError):
+            Validators.from_json(bad)
