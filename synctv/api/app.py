@@ -1,0 +1,382 @@
+"""The HTTP API (docs/api.md): Klein routes on a class that holds its dependencies.
+
+Routes are thin: authenticate, parse the body with its schema, call ``Actions``, render JSON.
+Each route is declared once with ``table.route(...)``, which registers it on the Klein app and
+records its ``RouteDoc`` for the OpenAPI document. Failures become JSON in the error handlers at
+the bottom of the class, through ``synctv.api.errors``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import attrs
+from klein import Klein
+from prometheus_client import CONTENT_TYPE_LATEST
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
+
+from synctv.actions import Actions, RoomView
+from synctv.api import schema as s
+from synctv.api.errors import JSON_CONTENT_TYPE, encode_json, render_domain_error, write_error
+from synctv.api.metrics import HttpMetrics
+from synctv.api.openapi import QueryParam, RouteDoc, build_openapi
+from synctv.core.errors import BadRequest, DomainError, Unauthorized, Unavailable
+from synctv.core.models import Subtitle, User
+from synctv.core.playback import parse_update
+from synctv.providers.base import ClientProfile
+from synctv.store.interface import UNSET
+
+HEALTH_TIMEOUT_S = 5.0
+HOW_TO_LOG_IN = (
+    "log in first: POST /api/auth/login with {\"name\", \"password\"}, then send the token as "
+    "'Authorization: Bearer TOKEN'"
+)
+Handler = Callable[..., Coroutine[Any, Any, Any]]
+
+
+@attrs.frozen
+class Call:
+    """What a route handler gets: the request, the authenticated user and the parsed body."""
+
+    request: IRequest
+    actor: User  # None on the few routes declared with auth=False (they do not read it)
+    body: dict[str, Any]  # {} on routes without a body schema
+
+
+def bearer_token(request: IRequest) -> str:
+    header = request.getHeader(b"authorization")
+    if header is None:
+        raise Unauthorized(HOW_TO_LOG_IN)
+    scheme, _, token = header.decode("latin-1").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer TOKEN'; " + HOW_TO_LOG_IN)
+    return token.strip()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json_body(request: IRequest) -> Any:
+    """The request body as JSON; an empty body reads as ``{}``. Any Content-Type is accepted."""
+    content = request.content.read() if request.content is not None else b""
+    if not content.strip():
+        return {}
+    try:
+        return json.loads(content, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply") from None
+    except ValueError as e:  # includes JSONDecodeError and UnicodeDecodeError
+        raise BadRequest(f"the body is not valid JSON: {str(e)[:200]}") from None
+
+
+def render_json(request: IRequest, value: Any, status: int = 200) -> bytes:
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", JSON_CONTENT_TYPE)
+    request.setHeader(b"Cache-Control", b"no-store")
+    return encode_json(value)
+
+
+class RouteTable:
+    """Registers routes on a Klein app and remembers how each is documented."""
+
+    def __init__(self, app: Klein) -> None:
+        self.app = app
+        self.docs: list[RouteDoc] = []
+
+    def route(self, method: str, path: str, summary: str, **options: Any) -> Callable[[Handler], Handler]:
+        doc = RouteDoc(method=method, path=path, summary=summary, **options)
+        self.docs.append(doc)
+
+        def decorate(f: Handler) -> Handler:
+            @functools.wraps(f)
+            async def handler(api: SynctvAPI, request: IRequest, **params: str) -> Any:
+                request.synctv_route = doc.path  # the metrics label: a template, not the path
+                actor = await api.actions.authenticate(bearer_token(request)) if doc.auth else None
+                body = doc.body.parse(read_json_body(request)) if doc.body is not None else {}
+                result = await f(api, Call(request, actor, body), **params)
+                if isinstance(result, bytes):  # already encoded, Content-Type set by the handler
+                    request.setResponseCode(doc.status)
+                    return result
+                return render_json(request, result, doc.status)
+
+            self.app.route(doc.klein_path, methods=[method])(handler)
+            return handler
+
+        return decorate
+
+
+def _room_view(view: RoomView) -> dict[str, Any]:
+    return {"room": view.room.to_json(), "member": view.member.to_json() if view.member else None}
+
+
+def _subtitles(items: list[dict[str, Any]]) -> list[Subtitle]:
+    return [Subtitle(**item) for item in items]
+
+
+class SynctvAPI:
+    """The Klein app; ``resource()`` is what the Site mounts for /api, /healthz and /metrics."""
+
+    app = Klein()
+    table = RouteTable(app)
+    log = Logger()
+
+    def __init__(
+        self, actions: Actions, *, metrics: HttpMetrics | None = None, reactor: IReactorTime | None = None
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor  # type: ignore[assignment]
+        self.actions = actions
+        self.metrics = metrics if metrics is not None else HttpMetrics()
+        self.reactor = reactor
+        self._openapi = encode_json(build_openapi(self.table.docs))
+
+    def resource(self) -> Any:
+        return self.app.resource()
+
+    # -- operations -----------------------------------------------------------------------------
+
+    @table.route("GET", "/healthz", "Liveness and database check", auth=False, response=s.HEALTH, errors=(503,))
+    async def healthz(self, call: Call) -> Any:
+        try:
+            await self.actions.ping().addTimeout(HEALTH_TIMEOUT_S, self.reactor)
+        except Exception as e:
+            self.log.warn("health check: the database does not answer: {error!r}", error=e)
+            raise Unavailable("the database does not answer", detail={"status": "unavailable",
+                                                                      "database": "error"}) from None
+        return {"status": "ok", "database": "ok"}
+
+    @table.route("GET", "/metrics", "Prometheus metrics", auth=False, content_type="text/plain")
+    async def prometheus(self, call: Call) -> Any:
+        try:
+            self.metrics.rooms.set(await self.actions.count_rooms())
+        except Exception as e:
+            self.log.warn("metrics: cannot count rooms: {error!r}", error=e)
+        call.request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return self.metrics.exposition()
+
+    @table.route("GET", "/api/openapi.json", "This document (OpenAPI 3.1)", auth=False)
+    async def openapi(self, call: Call) -> Any:
+        call.request.setHeader(b"Content-Type", JSON_CONTENT_TYPE)
+        return self._openapi
+
+    # -- auth -----------------------------------------------------------------------------------
+
+    @table.route("POST", "/api/auth/login", "Log in; answers a bearer token", auth=False, body=s.LOGIN,
+                 response=s.LOGIN_RESULT)
+    async def login(self, call: Call) -> Any:
+        result = await self.actions.login(call.body["name"], call.body["password"])
+        return {"token": result.token, "expires_at": result.expires_at, "user": result.user.to_json()}
+
+    @table.route("GET", "/api/auth/me", "The caller", response=s.ONE_USER)
+    async def me(self, call: Call) -> Any:
+        return {"user": call.actor.to_json()}
+
+    @table.route("POST", "/api/auth/revoke", "Revoke every token of the caller", response=s.REVOKED)
+    async def revoke(self, call: Call) -> Any:
+        await self.actions.revoke(call.actor)
+        return {"revoked": True}
+
+    # -- users ----------------------------------------------------------------------------------
+
+    @table.route("GET", "/api/users", "List users (site admins)", response=s.USERS, errors=(403,))
+    async def list_users(self, call: Call) -> Any:
+        return {"users": [u.to_json() for u in await self.actions.list_users(call.actor)]}
+
+    @table.route("POST", "/api/users", "Create a user (site admins)", body=s.USER_CREATE, response=s.ONE_USER,
+                 status=201, errors=(403, 409))
+    async def create_user(self, call: Call) -> Any:
+        b = call.body
+        user = await self.actions.create_user(call.actor, b["name"], b["password"], b["role"])
+        return {"user": user.to_json()}
+
+    @table.route("GET", "/api/users/{user}", "A user (site admins, or yourself)", response=s.ONE_USER,
+                 errors=(403,))
+    async def get_user(self, call: Call, user: str) -> Any:
+        return {"user": (await self.actions.get_user(call.actor, user)).to_json()}
+
+    @table.route("PATCH", "/api/users/{user}", "Change a user's role or password", body=s.USER_PATCH,
+                 response=s.ONE_USER, errors=(403,),
+                 description="Site admins change roles; anyone may change their own password. "
+                             "A new password revokes the user's tokens.")
+    async def update_user(self, call: Call, user: str) -> Any:
+        b = call.body
+        updated = await self.actions.update_user(
+            call.actor, user, role=b.get("role", UNSET), password=b.get("password", UNSET)
+        )
+        return {"user": updated.to_json()}
+
+    @table.route("DELETE", "/api/users/{user}", "Delete a user (site admins)", response=s.DELETED, errors=(403,))
+    async def delete_user(self, call: Call, user: str) -> Any:
+        return {"deleted": await self.actions.delete_user(call.actor, user)}
+
+    # -- rooms ----------------------------------------------------------------------------------
+
+    @table.route("GET", "/api/rooms", "List rooms", response=s.ROOMS)
+    async def list_rooms(self, call: Call) -> Any:
+        return {"rooms": [r.to_json() for r in await self.actions.list_rooms(call.actor)]}
+
+    @table.route("POST", "/api/rooms", "Create a room; the caller becomes its creator", body=s.ROOM_CREATE,
+                 response=s.ROOM_AND_MEMBER, status=201, errors=(409,))
+    async def create_room(self, call: Call) -> Any:
+        b = call.body
+        view = await self.actions.create_room(
+            call.actor, b["name"], password=b.get("password"), kind=b["kind"], settings=b["settings"]
+        )
+        return _room_view(view)
+
+    @table.route("GET", "/api/rooms/{room}", "A room and the caller's membership (or null)",
+                 response=s.ROOM_AND_MAYBE_MEMBER)
+    async def get_room(self, call: Call, room: str) -> Any:
+        return _room_view(await self.actions.get_room(call.actor, room))
+
+    @table.route("PATCH", "/api/rooms/{room}", "Change a room (manage_room)", body=s.ROOM_PATCH,
+                 response=s.ONE_ROOM, errors=(403, 409))
+    async def update_room(self, call: Call, room: str) -> Any:
+        b = call.body
+        updated = await self.actions.update_room(
+            call.actor, room, name=b.get("name", UNSET), password=b.get("password", UNSET),
+            settings=b.get("settings", UNSET),
+        )
+        return {"room": updated.to_json()}
+
+    @table.route("DELETE", "/api/rooms/{room}", "Delete a room (manage_room)", response=s.DELETED, errors=(403,))
+    async def delete_room(self, call: Call, room: str) -> Any:
+        return {"deleted": await self.actions.delete_room(call.actor, room)}
+
+    @table.route("POST", "/api/rooms/{room}/join", "Join a room (with its password if it has one)",
+                 body=s.JOIN, response=s.ROOM_AND_MEMBER, errors=(403,))
+    async def join(self, call: Call, room: str) -> Any:
+        return _room_view(await self.actions.join(call.actor, room, call.body.get("password")))
+
+    # -- members --------------------------------------------------------------------------------
+
+    @table.route("GET", "/api/rooms/{room}/members", "A room's members", response=s.MEMBERS, errors=(403,))
+    async def list_members(self, call: Call, room: str) -> Any:
+        return {"members": [m.to_json() for m in await self.actions.list_members(call.actor, room)]}
+
+    @table.route("PATCH", "/api/rooms/{room}/members/{user}", "Change a member's role or permissions",
+                 body=s.MEMBER_PATCH, response=s.ONE_MEMBER, errors=(403,))
+    async def update_member(self, call: Call, room: str, user: str) -> Any:
+        b = call.body
+        member = await self.actions.update_member(
+            call.actor, room, user, role=b.get("role", UNSET), permissions=b.get("permissions", UNSET)
+        )
+        return {"member": member.to_json()}
+
+    @table.route("DELETE", "/api/rooms/{room}/members/{user}", "Remove a member (or leave)", response=s.DELETED,
+                 errors=(403,))
+    async def remove_member(self, call: Call, room: str, user: str) -> Any:
+        return {"deleted": await self.actions.remove_member(call.actor, room, user)}
+
+    # -- media ----------------------------------------------------------------------------------
+
+    @table.route("GET", "/api/rooms/{room}/media", "The playlist, in order", response=s.MEDIA_LIST,
+                 errors=(403,))
+    async def list_media(self, call: Call, room: str) -> Any:
+        return {"media": [m.to_json() for m in await self.actions.list_media(call.actor, room)]}
+
+    @table.route("POST", "/api/rooms/{room}/media", "Add a media item (manage_media)", body=s.MEDIA_CREATE,
+                 response=s.ONE_MEDIA, status=201, errors=(403,))
+    async def add_media(self, call: Call, room: str) -> Any:
+        b = call.body
+        item = await self.actions.add_media(
+            call.actor, room, url=b["url"], title=b.get("title"), provider=b["provider"],
+            provider_data=b["provider_data"], headers=b["headers"], subtitles=_subtitles(b["subtitles"]),
+            duration=b.get("duration"),
+        )
+        return {"media": item.to_json()}
+
+    @table.route("PUT", "/api/rooms/{room}/media/order", "Reorder the playlist (manage_media)",
+                 body=s.MEDIA_ORDER, response=s.MEDIA_LIST, errors=(403,))
+    async def reorder_media(self, call: Call, room: str) -> Any:
+        items = await self.actions.reorder_media(call.actor, room, call.body["order"])
+        return {"media": [m.to_json() for m in items]}
+
+    @table.route("GET", "/api/rooms/{room}/media/{media}", "A media item", response=s.ONE_MEDIA, errors=(403,))
+    async def get_media(self, call: Call, room: str, media: str) -> Any:
+        return {"media": (await self.actions.get_media(call.actor, room, media)).to_json()}
+
+    @table.route("PATCH", "/api/rooms/{room}/media/{media}", "Change a media item (manage_media)",
+                 body=s.MEDIA_PATCH, response=s.ONE_MEDIA, errors=(403,))
+    async def update_media(self, call: Call, room: str, media: str) -> Any:
+        b = call.body
+        item = await self.actions.update_media(
+            call.actor, room, media, title=b.get("title", UNSET), url=b.get("url", UNSET),
+            headers=b.get("headers", UNSET),
+            subtitles=_subtitles(b["subtitles"]) if "subtitles" in b else UNSET,
+            duration=b.get("duration", UNSET),
+        )
+        return {"media": item.to_json()}
+
+    @table.route("DELETE", "/api/rooms/{room}/media/{media}", "Remove a media item (manage_media)",
+                 response=s.DELETED, errors=(403,),
+                 description="If the item was playing, the playback state is cleared (a new version).")
+    async def delete_media(self, call: Call, room: str, media: str) -> Any:
+        return {"deleted": await self.actions.delete_media(call.actor, room, media)}
+
+    @table.route(
+        "GET", "/api/rooms/{room}/media/{media}/playback", "How this client can play a media item",
+        response=s.PLAYBACK_RESULT, errors=(403, 503),
+        description="Every way to play the item that fits the client profile, best first; an empty "
+                    "list when none fits. With no profile, every mode is listed.",
+        query=(
+            QueryParam("modes", "comma-separated modes the client accepts", "direct,proxy"),
+            QueryParam("formats", "comma-separated formats the client can play", "mp4,hls"),
+            QueryParam("headers", "1 if the client can send request headers, 0 if not", "0"),
+        ),
+    )
+    async def playback(self, call: Call, room: str, media: str) -> Any:
+        profile = ClientProfile.from_query(call.request.args)
+        return (await self.actions.playback_result(call.actor, room, media, profile)).to_json()
+
+    # -- playback state -------------------------------------------------------------------------
+
+    @table.route("GET", "/api/rooms/{room}/playback-state", "The room's playback state",
+                 response=s.PLAYBACK_STATE, errors=(403,))
+    async def get_playback_state(self, call: Call, room: str) -> Any:
+        return (await self.actions.get_playback_state(call.actor, room)).to_json()
+
+    @table.route("PATCH", "/api/rooms/{room}/playback-state", "Play, pause, seek, change rate or media",
+                 body=s.PLAYBACK_UPDATE, response=s.PLAYBACK_STATE, errors=(403, 409),
+                 description="Names the version it is based on; a stale version answers 409 stale_version "
+                             "with the current state in detail.")
+    async def update_playback_state(self, call: Call, room: str) -> Any:
+        update = parse_update(call.body)
+        return (await self.actions.update_playback(call.actor, room, update)).to_json()
+
+    # -- failures: the one place they become answers --------------------------------------------
+
+    @app.handle_errors(DomainError)
+    def domain_error(self, request: IRequest, failure: Failure) -> bytes:
+        return render_domain_error(request, failure.value)
+
+    @app.handle_errors(HTTPException)
+    def routing_error(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        path = request.path.decode("utf-8", "replace")[:200]
+        method = request.method.decode("latin-1")[:16]
+        if isinstance(error, MethodNotAllowed):
+            allowed = sorted(error.valid_methods or ())
+            request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+            return write_error(request, "method_not_allowed", f"{method} is not allowed on {path}; "
+                               f"allowed: {', '.join(allowed)}")
+        if isinstance(error, RouteNotFound):
+            return write_error(request, "not_found", f"no such route: {method} {path}")
+        return write_error(request, "bad_request", f"the request could not be routed: {error.description}")
+
+    @app.handle_errors
+    def unexpected(self, request: IRequest, failure: Failure) -> bytes:
+        self.log.failure("unhandled error answering {method} {path}", failure,
+                         method=request.method, path=request.path)
+        return write_error(request, "internal", "the server failed to answer; the error is logged")

@@ -1,0 +1,241 @@
+"""The one twisted.web Site: the Klein API, the WebSocket slot and the web/ files on one port.
+
+Dispatch by the first path segment (``SiteRoot``):
+
+- ``/api/...``, ``/healthz``, ``/metrics`` -> the Klein resource of ``SynctvAPI`` (it sees the
+  whole path, so its routes are written as ``/api/rooms/<room>``);
+- ``/ws/...`` -> ``SynctvSite.ws_resource`` once the realtime layer mounts it there with
+  ``site.mount_ws(resource)`` (it then sees ``rooms/{room}`` as its postpath); until then
+  Klein answers a JSON 404;
+- anything else -> static files from ``web_dir`` (``index.html`` for directories, no listings).
+
+Request bodies are capped (``max_body_bytes``) without buffering: an oversized body is read and
+dropped, then answered with 413 and the connection is closed. The Site counts requests in flight
+so shutdown can wait for them (``wait_idle``), feeds the HTTP metrics, and logs access lines with
+secret query parameters cut short.
+"""
+
+from __future__ import annotations
+
+import io
+import pathlib
+import re
+import time
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import http, pages, resource, server, static
+from twisted.web.iweb import IRequest
+
+from synctv.actions import Actions
+from synctv.api.app import SynctvAPI
+from synctv.api.errors import write_error
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics"})
+SECRET_PARAMS = (b"token", b"sig", b"signature", b"key", b"password", b"access_token")
+_SECRET_QUERY = re.compile(rb"(?i)(?<=[?&])(" + b"|".join(SECRET_PARAMS) + rb")=([^&#]*)")
+
+
+def redact_uri(uri: bytes) -> bytes:
+    """``uri`` with the values of secret query parameters cut to four characters."""
+    return _SECRET_QUERY.sub(lambda m: m.group(1) + b"=" + m.group(2)[:4] + b"...", uri)
+
+
+class _RedactedRequest:
+    """What the access log formatter sees: the request, with a redacted ``uri``."""
+
+    def __init__(self, request: IRequest) -> None:
+        self._request = request
+        self.uri = redact_uri(request.uri)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
+def access_log_formatter(timestamp: str, request: IRequest) -> str:
+    return http.combinedLogFormatter(timestamp, _RedactedRequest(request))
+
+
+class StaticFiles(static.File):
+    """web/ files: ``index.html`` for a directory, and no directory listings."""
+
+    childNotFound = pages.notFound("No Such Resource", "File not found.")
+    forbidden = pages.forbidden("Forbidden", "Access denied.")
+
+    def directoryListing(self) -> resource.Resource:
+        return self.childNotFound
+
+
+class _JSONError(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__()
+        self._code = code
+        self._message = message
+
+    def render(self, request: IRequest) -> bytes:
+        return write_error(request, self._code, self._message)
+
+
+class SiteRoot(resource.Resource):
+    """Hands each request to Klein, the WebSocket resource or the static files."""
+
+    def __init__(self, api: resource.IResource, static_root: resource.IResource) -> None:
+        super().__init__()
+        self.api = api
+        self.static = static_root
+        self.ws_resource: resource.IResource | None = None
+
+    def getChildWithDefault(self, name: bytes, request: IRequest) -> resource.IResource:
+        for segment in (name, *request.postpath):
+            try:
+                segment.decode("utf-8")
+            except UnicodeDecodeError:
+                return _JSONError("bad_request", "the path is not valid UTF-8")
+        if name in KLEIN_SEGMENTS or (name == b"ws" and self.ws_resource is None):
+            request.synctv_area = "api"
+            # Klein routes on the whole path: give the segment back
+            request.postpath.insert(0, request.prepath.pop())
+            return self.api
+        if name == b"ws":
+            assert self.ws_resource is not None
+            request.synctv_area = "ws"
+            return self.ws_resource
+        request.synctv_area = "static"
+        return self.static.getChildWithDefault(name, request)
+
+    def render(self, request: IRequest) -> Any:
+        request.synctv_area = "static"
+        return self.static.render(request)
+
+
+class SynctvRequest(server.Request):
+    """A request that refuses oversized bodies without buffering them and reports its end."""
+
+    body_too_large = False
+    body_bytes = 0
+    started: float | None = None
+
+    def _limit(self) -> int:
+        site = getattr(self.channel, "site", None)
+        return getattr(site, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+
+    def gotLength(self, length: int | None) -> None:
+        self.body_bytes = 0
+        self.body_too_large = length is not None and length > self._limit()
+        self.content = io.BytesIO()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self.body_bytes += len(data)
+        if self.body_too_large:
+            return
+        if self.body_bytes > self._limit():
+            self.body_too_large = True
+            self.content = io.BytesIO()  # drop what was kept
+            return
+        self.content.write(data)
+
+    def process(self) -> None:
+        site = self.channel.site
+        self.started = time.monotonic()
+        if isinstance(site, SynctvSite):
+            site.request_started(self)
+        if self.body_too_large:
+            self._refuse_body()
+            return
+        super().process()
+
+    def _refuse_body(self) -> None:
+        self.site = self.channel.site
+        self.setHeader(b"Connection", b"close")
+        self.channel.persistent = False
+        limit = self._limit()
+        body = write_error(self, "payload_too_large", f"the request body is over the limit of {limit} bytes")
+        self.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
+        self.write(body)
+        self.finish()
+
+
+class SynctvSite(server.Site):
+    """The Site of ``build_site``; see the module docstring."""
+
+    requestFactory = SynctvRequest
+    _site_log = Logger()
+
+    def __init__(self, root: SiteRoot, api: SynctvAPI, *, max_body_bytes: int, reactor: Any = None) -> None:
+        # bodies are JSON, never forms: twisted must not parse them into request.args
+        kwargs: dict[str, Any] = {"logFormatter": access_log_formatter, "parsePOSTFormSubmission": False}
+        if reactor is not None:
+            kwargs["reactor"] = reactor
+        super().__init__(root, **kwargs)
+        self.root = root
+        self.api = api
+        self.metrics = api.metrics
+        self.max_body_bytes = max_body_bytes
+        self.active_requests: set[SynctvRequest] = set()
+        self._idle_waiters: list[Deferred[bool]] = []
+
+    # -- the WebSocket slot ---------------------------------------------------------------------
+
+    @property
+    def ws_resource(self) -> resource.IResource | None:
+        return self.root.ws_resource
+
+    def mount_ws(self, ws: resource.IResource) -> None:
+        """Serve ``/ws/...`` from ``ws`` (the realtime layer's WebSocket resource)."""
+        self.root.ws_resource = ws
+
+    # -- requests in flight ---------------------------------------------------------------------
+
+    def request_started(self, request: SynctvRequest) -> None:
+        self.active_requests.add(request)
+        self.metrics.in_flight.inc()
+        request.notifyFinish().addBoth(self._request_ended, request)
+
+    def _request_ended(self, result: Failure | None, request: SynctvRequest) -> None:
+        self.active_requests.discard(request)
+        self.metrics.in_flight.dec()
+        route = getattr(request, "synctv_route", None)
+        if route is None:
+            area = "too_large" if request.body_too_large else getattr(request, "synctv_area", "unmatched")
+            route = "unmatched" if area == "api" else area
+        elapsed = time.monotonic() - request.started if request.started is not None else 0.0
+        status = request.code if result is None else 499  # 499: the client went away first
+        self.metrics.observe(request.method, route, status, elapsed)
+        if not self.active_requests:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                waiter.callback(True)
+
+    def wait_idle(self, reactor: IReactorTime, timeout_s: float) -> Deferred[bool]:
+        """Fire with True once no request is in flight, or with False after ``timeout_s``."""
+        if not self.active_requests:
+            return succeed(True)
+        waiter: Deferred[bool] = Deferred()
+        self._idle_waiters.append(waiter)
+
+        def give_up() -> None:
+            if waiter in self._idle_waiters:
+                self._idle_waiters.remove(waiter)
+                self._site_log.warn("{count} requests still in flight after {timeout_s}s",
+                              count=len(self.active_requests), timeout_s=timeout_s)
+                waiter.callback(False)
+
+        call = reactor.callLater(timeout_s, give_up)
+        waiter.addBoth(lambda r: (call.cancel() if call.active() else None, r)[1])
+        return waiter
+
+
+def build_site(
+    actions: Actions, *, web_dir: pathlib.Path, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    reactor: Any = None,
+) -> SynctvSite:
+    """The Site serving the API, the (later) WebSocket endpoint and ``web_dir``."""
+    api = SynctvAPI(actions, reactor=reactor)
+    root = SiteRoot(api.resource(), StaticFiles(str(web_dir)))
+    return SynctvSite(root, api, max_body_bytes=max_body_bytes, reactor=reactor)
