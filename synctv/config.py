@@ -1,0 +1,198 @@
+"""Typed configuration: a TOML file (every key optional) overlaid by command-line options.
+
+``load_config`` returns a frozen ``Config`` or raises ``ConfigError`` whose message is one line a
+person can act on (which file, which key, what is accepted). Nothing here starts anything.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(Exception):
+    """A bad configuration value; ``str(err)`` is one line for the operator."""
+
+
+@attrs.frozen
+class ProxyConfig:
+    slice_size: int = 1 << 20
+    cache: str = "memory"  # memory | file
+    cache_bytes: int = 256 << 20
+    allow_networks: tuple[Network, ...] = ()
+
+
+@attrs.frozen
+class TriggerConfig:
+    lan_networks: tuple[Network, ...] = ()
+
+
+@attrs.frozen
+class LiveConfig:
+    segment_s: float = 2.0
+    playlist_len: int = 6
+    idle_s: float = 30.0
+
+
+@attrs.frozen
+class Config:
+    data: Path
+    http: str = "tcp:8080"
+    rtmp: str = "tcp:1935"
+    db: str = ""  # a database URL; empty means sqlite:///<data>/synctv.db
+    public_url: str | None = None
+    proxy: ProxyConfig = ProxyConfig()
+    triggers: TriggerConfig = TriggerConfig()
+    live: LiveConfig = LiveConfig()
+
+    @property
+    def database_url(self) -> str:
+        return self.db or f"sqlite:///{self.data / 'synctv.db'}"
+
+
+# section -> key -> (type check, description of what is accepted)
+_SCHEMA: dict[str, dict[str, str]] = {
+    "server": {"data": "str", "http": "str", "rtmp": "str", "db": "str", "public_url": "str"},
+    "proxy": {"slice_size": "int", "cache": "str", "cache_bytes": "int", "allow_networks": "networks"},
+    "triggers": {"lan_networks": "networks"},
+    "live": {"segment_s": "num", "playlist_len": "int", "idle_s": "num"},
+}
+
+
+def _where(source: str, section: str, key: str) -> str:
+    return f"{source}: [{section}] {key}"
+
+
+def _check_type(value: Any, kind: str, where: str) -> Any:
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, not {type(value).__name__}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, not {value!r}")
+        return value
+    if kind == "num":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, not {value!r}")
+        return float(value)
+    if kind == "networks":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f'{where} must be a list of CIDR strings such as ["192.168.0.0/16"]')
+        networks = []
+        for text in value:
+            try:
+                networks.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                raise ConfigError(f"{where}: {text!r} is not a network such as 192.168.0.0/16") from None
+        return tuple(networks)
+    raise AssertionError(kind)
+
+
+def read_config_file(path: Path) -> dict[str, dict[str, Any]]:
+    """Parse and type-check a TOML config file; unknown sections or keys are errors."""
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    values: dict[str, dict[str, Any]] = {}
+    for section, table in raw.items():
+        if section not in _SCHEMA:
+            raise ConfigError(
+                f"{path}: unknown section [{section}]; known sections: {', '.join(_SCHEMA)}"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {section} must be a table ([{section}])")
+        for key, value in table.items():
+            if key not in _SCHEMA[section]:
+                raise ConfigError(
+                    f"{path}: unknown key [{section}] {key}; known keys: {', '.join(_SCHEMA[section])}"
+                )
+            kind = _SCHEMA[section][key]
+            values.setdefault(section, {})[key] = _check_type(value, kind, _where(str(path), section, key))
+    return values
+
+
+def _check_endpoint(description: str, what: str) -> None:
+    from twisted.internet import endpoints, reactor
+
+    try:
+        endpoints.serverFromString(reactor, description)
+    except Exception as e:  # the endpoint parsers raise many kinds
+        raise ConfigError(
+            f"{what} {description!r} is not a usable endpoint ({e}); use e.g. tcp:8080, "
+            f"tcp:port=8080:interface=127.0.0.1 or ssl:8443:privateKey=key.pem:certKey=cert.pem"
+        ) from None
+
+
+def _check_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"data directory {path} is not writable: {e.strerror or e}") from None
+
+
+def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any]) -> Config:
+    """Build the Config from the file (if any) and ``options`` (server keys; None = not given).
+
+    Options win over the file. Checks every value: endpoints parse, the data directory is
+    writable, the database URL has a known form, sizes are positive.
+    """
+    sections = read_config_file(Path(file)) if file else {}
+    server = dict(sections.get("server", {}))
+    for key in ("data", "http", "rtmp", "db", "public_url"):
+        if options.get(key) is not None:
+            server[key] = options[key]
+    data = Path(server.get("data", "./synctv-data")).expanduser().absolute()
+    proxy = ProxyConfig(**sections.get("proxy", {}))
+    live = LiveConfig(**sections.get("live", {}))
+    config = Config(
+        data=data,
+        http=server.get("http", "tcp:8080"),
+        rtmp=server.get("rtmp", "tcp:1935"),
+        db=server.get("db", ""),
+        public_url=server.get("public_url"),
+        proxy=proxy,
+        triggers=TriggerConfig(**sections.get("triggers", {})),
+        live=live,
+    )
+    if proxy.cache not in ("memory", "file"):
+        raise ConfigError(f'[proxy] cache must be "memory" or "file", not {proxy.cache!r}')
+    if not 4096 <= proxy.slice_size <= 64 << 20:
+        raise ConfigError("[proxy] slice_size must be between 4096 and 67108864 bytes")
+    if proxy.cache_bytes < proxy.slice_size:
+        raise ConfigError("[proxy] cache_bytes must be at least one slice_size")
+    if not 0.5 <= live.segment_s <= 30:
+        raise ConfigError("[live] segment_s must be between 0.5 and 30 seconds")
+    if not 2 <= live.playlist_len <= 100:
+        raise ConfigError("[live] playlist_len must be between 2 and 100")
+    if live.idle_s < 0:
+        raise ConfigError("[live] idle_s must not be negative")
+    if config.public_url is not None and not config.public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"public_url {config.public_url!r} must start with http:// or https://")
+    _check_endpoint(config.http, "http endpoint")
+    _check_endpoint(config.rtmp, "rtmp endpoint")
+    from synctv.store import parse_database_url
+
+    try:
+        parse_database_url(config.database_url)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    _check_data_dir(config.data)
+    return config
