@@ -80,6 +80,8 @@ class _ReadyGate(Factory):
     before the database is open are closed, and clients retry.
     """
 
+    noisy = False  # the Site logs its own start
+
     def __init__(self) -> None:
         self.site: Factory | None = None
 
