@@ -1,0 +1,596 @@
+"""Realtime fan-out: N WebSocket clients in one room, one member changes the playback state.
+
+    python -m bench.realtime [--quick] [--mode single|two-node|both] [--clients N] [--workers K]
+                             [--updates U] [--cross-clients N]
+
+What it does (docs/benchmarks.md, "Realtime"):
+
+- starts the real server (``twistd -n synctv``) as a child process: on SQLite for one node, and
+  two of them on one fresh PostgreSQL database for the cross-node figure;
+- opens N WebSocket connections from K worker processes (a lean asyncio client: handshake, a
+  frame parser, pong; nothing per connection but a socket and a coroutine), each observing
+  ``playbackState``;
+- changes the state U times with ``PATCH .../playback-state`` (on node A in two-node mode, the
+  clients being on node B), one change at a time; every client notes ``time.time()`` when the new
+  version arrives; latency = arrival minus the moment just before the PATCH was sent (the same
+  machine clock for everyone);
+- reads the server's ``VmRSS`` before and after the clients connect: the difference over N is the
+  memory per connection.
+
+It prints one table row per scenario and the goals: 10,000 clients with p99 <= 250 ms and
+<= 40 KiB per connection; cross-node p99 <= 50 ms with 1,000 clients. ``--quick`` (CI) runs the
+same code with few clients and finishes in seconds. Exit status 1 if a delivery was lost or a
+scenario could not run, 0 otherwise (missing a goal is reported, not a failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench._realtime_load import WAIT_S, LeanClient, open_client, raise_fd_limit, worker
+
+SERVING = re.compile(r"synctv serving HTTP on ([\d.]+):(\d+)")
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+GOALS = {"clients": 10_000, "p99_ms": 250.0, "rss_kib": 40.0, "cross_clients": 1_000, "cross_p99_ms": 50.0}
+
+
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far, in ms (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of ``pid`` in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+# -- the server --------------------------------------------------------------------------------
+
+
+class Server:
+    """One ``twistd -n synctv`` child on a free loopback port."""
+
+    def __init__(self, data: Path, db: str | None, config: Path, label: str) -> None:
+        self.data = data
+        self.label = label
+        self.log = data.parent / f"{label}.log"
+        args = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "-n",
+            "--pidfile",
+            "",
+            "synctv",
+            "--config",
+            str(config),
+            "--data",
+            str(data),
+            "--http",
+            "tcp:0:interface=127.0.0.1:backlog=1024",
+            "--rtmp",
+            "tcp:0:interface=127.0.0.1",
+        ]
+        if db:
+            args += ["--db", db]
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=data.parent,
+                env=env,
+                preexec_fn=raise_fd_limit,
+            )
+        self.url = self._wait_ready()
+        self.host, port = self.url[len("http://") :].split(":")
+        self.port = int(port)
+
+    def _wait_ready(self, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = SERVING.search(self.log.read_text(errors="replace"))
+            if match:
+                return f"http://{match[1]}:{match[2]}"
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.label}: twistd exited {self.proc.returncode}:\n{self.tail()}")
+            time.sleep(0.05)
+        self.proc.kill()
+        raise RuntimeError(f"{self.label}: twistd did not start within {timeout:g}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def rss_kib(self) -> int:
+        return rss_kib(self.proc.pid)
+
+    def request(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"{method} {path}: HTTP {e.code} {e.read()[:300]!r}") from None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def write_config(folder: Path, clients: int) -> Path:
+    """A config that admits ``clients`` connections to one room by one user (the benchmark logs
+    every client in as root)."""
+    path = folder / "bench.toml"
+    limit = clients + 100
+    path.write_text(f"[realtime]\nmax_connections_per_room = {limit}\nmax_connections_per_user = {limit}\n")
+    return path
+
+
+def prepare_room(server: Server) -> tuple[str, str, int]:
+    """Log in as root, create a room with one media item selected; (token, room id, version)."""
+    password = (server.data / "root-password").read_text().strip()
+    token = server.request("POST", "/api/auth/login", {"name": "root", "password": password})["token"]
+    room = server.request("POST", "/api/rooms", {"name": f"bench-{secrets.token_hex(4)}"}, token)["room"][
+        "id"
+    ]
+    media = server.request(
+        "POST", f"/api/rooms/{room}/media", {"url": "http://media.example/bench.mp4", "title": "bench"}, token
+    )["media"]["id"]
+    state = server.request("GET", f"/api/rooms/{room}/playback-state", token=token)
+    state = server.request(
+        "PATCH",
+        f"/api/rooms/{room}/playback-state",
+        {"action": "media", "media_id": media, "version": state["version"]},
+        token,
+    )
+    return token, room, state["version"]
+
+
+# -- a scenario ----------------------------------------------------------------------------------
+
+
+class Result(dict):
+    """One table row."""
+
+
+def _context() -> Any:
+    try:
+        return multiprocessing.get_context("fork")
+    except ValueError:
+        return multiprocessing.get_context("spawn")
+
+
+def _recv(pipe: Any, timeout: float, what: str) -> Any:
+    if not pipe.poll(timeout):
+        raise RuntimeError(f"a worker did not answer ({what}) within {timeout:g}s")
+    message = pipe.recv()
+    if message[0] == "error":
+        raise RuntimeError(f"a worker failed: {message[1]}")
+    return message
+
+
+def run_scenario(
+    label: str,
+    sender: Server,
+    target: Server,
+    token: str,
+    room: str,
+    version: int,
+    clients: int,
+    workers: int,
+    updates: int,
+    pause_s: float,
+    profile: Path | None = None,
+) -> Result:
+    """Connect ``clients`` to ``target``, send ``updates`` changes to ``sender``; one table row.
+    With ``profile``, py-spy samples ``target`` during the updates (collapsed stacks there)."""
+    ctx = _context()
+    rss_before = target.rss_kib()
+    shares = [clients // workers + (1 if i < clients % workers else 0) for i in range(workers)]
+    pipes, procs = [], []
+    for share in shares:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=worker,
+            args=(child, target.host, target.port, f"/ws/rooms/{room}", token, share),
+            daemon=True,
+        )
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
+    try:
+        connected, failures, connect_s = 0, [], 0.0
+        for pipe in pipes:
+            _, n, sample, failed, seconds = _recv(pipe, WAIT_S + 120, "connect")
+            connected += n
+            failures += sample
+            connect_s = max(connect_s, seconds)
+            if failed:
+                failures.append(f"{failed} connection(s) failed")
+        rss_after = target.rss_kib()
+        sent: dict[int, float] = {}
+        patch_ms: list[float] = []
+        lost_updates = 0
+        spy = start_profile(target, profile) if profile is not None else None
+        cpu_before = cpu_ms(target.proc.pid)
+        path = f"/api/rooms/{room}/playback-state"
+        for i in range(updates):
+            time.sleep(pause_s)
+            t_send = time.time()
+            state = sender.request(
+                "PATCH", path, {"action": "seek", "position": float(i + 1), "version": version}, token
+            )
+            patch_ms.append((time.time() - t_send) * 1000.0)
+            version = state["version"]
+            sent[version] = t_send
+            for pipe in pipes:
+                pipe.send(("expect", version))
+            for pipe in pipes:
+                if not pipe.poll(WAIT_S):
+                    lost_updates += 1
+                    continue
+                _recv(pipe, 0, "expect")
+        server_cpu_ms = (cpu_ms(target.proc.pid) - cpu_before) / max(updates, 1)
+        if spy is not None:
+            stop_profile(spy)
+        for pipe in pipes:
+            pipe.send(("finish",))
+        latencies: list[float] = []
+        firsts: dict[int, float] = {}
+        delivered = 0
+        for pipe in pipes:
+            _, arrivals = _recv(pipe, 120, "results")
+            for v, times in arrivals.items():
+                if v in sent:
+                    delivered += len(times)
+                    latencies += [(t - sent[v]) * 1000.0 for t in times]
+                    firsts[v] = min(firsts.get(v, float("inf")), (min(times) - sent[v]) * 1000.0)
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return (
+            latencies[min(len(latencies) - 1, int(p / 100.0 * len(latencies)))] if latencies else float("nan")
+        )
+
+    return Result(
+        label=label,
+        clients=clients,
+        connected=connected,
+        updates=updates,
+        delivered=delivered,
+        expected=connected * updates,
+        p50=pct(50),
+        p99=pct(99),
+        max=latencies[-1] if latencies else float("nan"),
+        mean=statistics.fmean(latencies) if latencies else float("nan"),
+        connect_s=connect_s,
+        rss_per_conn=(rss_after - rss_before) / max(connected, 1),
+        rss_before=rss_before,
+        rss_after=rss_after,
+        failures=failures,
+        lost_updates=lost_updates,
+        patch_ms=statistics.median(patch_ms) if patch_ms else float("nan"),
+        first_ms=statistics.median(firsts.values()) if firsts else float("nan"),
+        cpu_ms=server_cpu_ms,
+    )
+
+
+def start_profile(target: Server, path: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling ``target`` into ``path`` (collapsed stacks), if py-spy is installed."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not os.path.exists(spy):
+        print("  note: py-spy is not installed; no profile")
+        return None
+    args = [
+        spy,
+        "record",
+        "--pid",
+        str(target.proc.pid),
+        "--rate",
+        "250",
+        "--gil",
+        "--nonblocking",
+        "--format",
+        "raw",
+        "-o",
+        str(path),
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # py-spy attaches
+    return proc
+
+
+def stop_profile(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+    try:
+        spy.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+
+
+def summarize_profile(path: Path, top: int = 15) -> str:
+    """The functions with the most samples, self and total, from py-spy's collapsed stacks."""
+    if not path.exists():
+        return "  (no profile written)"
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        try:
+            count = int(count_text)
+        except ValueError:
+            continue
+        frames = [re.sub(r" \(.*?/(site-packages|synctv)/", r" (\1/", f) for f in stack.split(";")]
+        samples += count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+    lines = [f"  {samples} samples; self time:"]
+    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"    {100.0 * count / samples:5.1f}%  {frame}")
+    lines.append("  total time (with callees):")
+    for frame, count in sorted(total.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"    {100.0 * count / samples:5.1f}%  {frame}")
+    return "\n".join(lines)
+
+
+def warm_up(server: Server, room: str, token: str) -> None:
+    """One connection opened and closed, so imports and first-use caches are not counted per client."""
+
+    async def once() -> None:
+        got = asyncio.get_running_loop().create_future()
+
+        def on_version(client: LeanClient, version: int) -> None:
+            if not got.done():
+                got.set_result(version)
+
+        client = await open_client(server.host, server.port, f"/ws/rooms/{room}", token, on_version)
+        await asyncio.wait_for(got, WAIT_S)
+        client.close()
+        await asyncio.sleep(0.1)
+
+    asyncio.run(once())
+
+
+# -- the two setups --------------------------------------------------------------------------------
+
+
+def single_node(
+    folder: Path, clients: int, workers: int, updates: int, pause_s: float, profile: Path | None = None
+) -> Result:
+    config = write_config(folder, clients)
+    server = Server(folder / "single", None, config, "single")
+    try:
+        token, room, version = prepare_room(server)
+        warm_up(server, room, token)
+        return run_scenario(
+            "one node, SQLite",
+            server,
+            server,
+            token,
+            room,
+            version,
+            clients,
+            workers,
+            updates,
+            pause_s,
+            profile,
+        )
+    finally:
+        server.stop()
+
+
+def two_nodes(
+    folder: Path, clients: int, workers: int, updates: int, pause_s: float, profile: Path | None = None
+) -> Result | str:
+    try:
+        import psycopg2
+    except ImportError:
+        return "skipped: psycopg2 is not installed"
+    admin = os.environ.get("SYNCTV_TEST_POSTGRES", DEFAULT_POSTGRES)
+    name = f"synctv_bench_{secrets.token_hex(4)}"
+    try:
+        conn = psycopg2.connect(admin, connect_timeout=5)
+    except psycopg2.Error as e:
+        return f"skipped: PostgreSQL at {admin} is unreachable ({str(e).strip().splitlines()[0]})"
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    db = admin.rsplit("/", 1)[0] + "/" + name
+    config = write_config(folder, clients)
+    servers: list[Server] = []
+    try:
+        servers.append(Server(folder / "node-a", db, config, "node-a"))
+        servers.append(Server(folder / "node-b", db, config, "node-b"))
+        a, b = servers
+        token, room, version = prepare_room(a)
+        warm_up(b, room, token)
+        return run_scenario(
+            "two nodes, PostgreSQL (A -> B)",
+            a,
+            b,
+            token,
+            room,
+            version,
+            clients,
+            workers,
+            updates,
+            pause_s,
+            profile,
+        )
+    finally:
+        for server in servers:
+            server.stop()
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+
+def print_table(rows: list[Result | str], labels: list[str]) -> None:
+    """One row per scenario. ``first`` is the median over updates of the first client's latency,
+    ``PATCH`` the median round trip of the HTTP change (the fan-out is queued before it answers),
+    ``CPU`` the receiving server's CPU time per update (user + system; independent of other load)."""
+    header = (
+        f"{'scenario':<31} {'clients':>7} {'updates':>7} {'delivered':>13} {'first ms':>8} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'max ms':>7} {'PATCH ms':>8} {'CPU ms':>7} {'connect s':>9} {'RSS/conn KiB':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    for label, row in zip(labels, rows, strict=True):
+        if isinstance(row, str):
+            print(f"{label:<31} {row}")
+            continue
+        delivered = f"{row['delivered']}/{row['expected']}"
+        print(
+            f"{row['label']:<31} {row['connected']:>7} {row['updates']:>7} {delivered:>13} "
+            f"{row['first_ms']:>8.1f} {row['p50']:>7.1f} {row['p99']:>7.1f} {row['max']:>7.1f} "
+            f"{row['patch_ms']:>8.1f} {row['cpu_ms']:>7.1f} {row['connect_s']:>9.1f} {row['rss_per_conn']:>12.1f}"
+        )
+        for failure in row["failures"][:5]:
+            print(f"    ! {failure}")
+        if row["lost_updates"]:
+            print(f"    ! {row['lost_updates']} worker wait(s) for an update timed out")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.realtime", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few clients (CI)")
+    parser.add_argument("--mode", choices=("single", "two-node", "both"), default="both")
+    parser.add_argument("--clients", type=int, help="clients on one node (default 10000, quick 200)")
+    parser.add_argument(
+        "--cross-clients", type=int, help="clients in two-node mode (default 1000, quick 100)"
+    )
+    parser.add_argument("--workers", type=int, help="load-generating processes (default 4, quick 2)")
+    parser.add_argument("--updates", type=int, help="state changes (default 10, quick 5)")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        help="sample the receiving server with py-spy during the updates; stacks and a summary in DIR",
+    )
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    quick = args.quick
+    clients = args.clients or (200 if quick else GOALS["clients"])
+    cross = args.cross_clients or (100 if quick else GOALS["cross_clients"])
+    workers = max(1, args.workers or (2 if quick else 4))
+    updates = max(1, args.updates or (5 if quick else 10))
+    pause_s = 0.1 if quick else 0.5
+    fds = raise_fd_limit()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    print(
+        f"realtime fan-out: {os.cpu_count()} CPUs, load average {load_before[0]:.2f}, "
+        f"fd limit {fds}{' (quick)' if quick else ''}",
+        flush=True,
+    )
+    if fds < clients + 64:
+        print(f"  note: the fd limit {fds} is below {clients} clients; raise `ulimit -n`")
+    folder = Path(tempfile.mkdtemp(prefix="synctv-bench-"))
+    rows: list[Result | str] = []
+    labels: list[str] = []
+    status = 0
+    started = time.monotonic()
+    try:
+        if args.mode in ("single", "both"):
+            labels.append("one node, SQLite")
+            try:
+                prof = args.profile / "single.txt" if args.profile else None
+                rows.append(single_node(folder, clients, min(workers, clients), updates, pause_s, prof))
+            except Exception as e:
+                rows.append(f"failed: {e}")
+        if args.mode in ("two-node", "both"):
+            labels.append("two nodes, PostgreSQL (A -> B)")
+            try:
+                prof = args.profile / "two-node.txt" if args.profile else None
+                rows.append(two_nodes(folder, cross, min(workers, cross), updates, pause_s, prof))
+            except Exception as e:
+                rows.append(f"failed: {e}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print_table(rows, labels)
+    for row in rows:
+        if isinstance(row, str):
+            status |= 0 if row.startswith("skipped") else 1
+        elif row["delivered"] != row["expected"] or row["connected"] != row["clients"]:
+            status = 1
+    single = next((r for r in rows if not isinstance(r, str) and r["label"].startswith("one")), None)
+    double = next((r for r in rows if not isinstance(r, str) and r["label"].startswith("two")), None)
+    print(
+        f"goals: {GOALS['clients']:,} clients on one node with p99 <= {GOALS['p99_ms']:g} ms and "
+        f"<= {GOALS['rss_kib']:g} KiB RSS per connection; cross-node p99 <= {GOALS['cross_p99_ms']:g} ms "
+        f"with {GOALS['cross_clients']:,} clients"
+    )
+    if single is not None:
+        scale = (
+            ""
+            if single["connected"] >= GOALS["clients"]
+            else f" (at {single['connected']} clients, not the goal's)"
+        )
+        print(
+            f"  one node: p99 {single['p99']:.1f} ms {'meets' if single['p99'] <= GOALS['p99_ms'] else 'MISSES'}"
+            f", {single['rss_per_conn']:.1f} KiB/conn "
+            f"{'meets' if single['rss_per_conn'] <= GOALS['rss_kib'] else 'MISSES'}{scale}"
+        )
+    if double is not None:
+        scale = (
+            "" if double["connected"] >= GOALS["cross_clients"] else f" (at {double['connected']} clients)"
+        )
+        print(
+            f"  cross-node: p99 {double['p99']:.1f} ms "
+            f"{'meets' if double['p99'] <= GOALS['cross_p99_ms'] else 'MISSES'}{scale}"
+        )
+    if args.profile:
+        for name in ("single", "two-node"):
+            path = args.profile / f"{name}.txt"
+            if path.exists():
+                print(f"profile of the receiving server ({name}), {path}:")
+                print(summarize_profile(path))
+    load_after = os.getloadavg()
+    print(
+        f"  took {time.monotonic() - started:.1f}s; load average {load_before[0]:.2f} -> {load_after[0]:.2f}",
+        flush=True,
+    )
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,327 @@
+"""The Autobahn WebSocket protocol of ``/ws/rooms/{room}``: thin, it only frames bytes.
+
+Before the upgrade (``onConnect``) it authorizes the token for the room and takes a slot under
+the connection caps; a refusal is an HTTP answer with the JSON error body of the HTTP API.
+After it, every text frame goes to the connection's ``ConnectionSession`` and every frame the
+session emits is written here. Besides, this layer watches the connection itself:
+
+- **idle**: nothing received (not even a pong to the automatic pings every ``ping_s``) for
+  ``idle_s`` -> close 4009;
+- **slow consumer**: the protocol registers as the transport's streaming producer. Once the
+  transport says its buffer is full (``pauseProducing``), bytes written until it drains
+  (``resumeProducing``) are counted; past ``send_buffer_bytes`` the connection is closed with
+  4008 and nothing more is written to it. Nobody else waits for it: fan-out only appends to
+  its buffer, and the close handshake timeout aborts it if it never reads its close frame;
+- frames over ``max_frame_bytes`` close with 1009 (Autobahn), invalid UTF-8 with 1007.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet import tcp
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.web.http import RESPONSES
+from zope.interface import implementer
+
+from synctv.api.errors import encode_json, error_body, status_for
+from synctv.core.errors import DomainError, Unavailable
+from synctv.core.realtime import RealtimeLimits
+from synctv.realtime.auth import ConnectionAuthorizer, Principal, choose_subprotocol, token_from_request
+from synctv.realtime.runtime import ConnectionRuntime, Slot
+from synctv.realtime.session import CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_TOO_SLOW, ConnectionSession
+
+OPEN_HANDSHAKE_TIMEOUT_S = 10.0
+CLOSE_HANDSHAKE_TIMEOUT_S = 5.0
+FRAME_OVERHEAD = 10  # the most a server frame header adds to a payload
+_CODE_BY_STATUS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                   405: "method_not_allowed", 429: "rate_limited", 503: "unavailable"}
+
+
+@implementer(IPushProducer)
+class SendPressure:
+    """Learns from the transport when its send buffer is full, and counts bytes written since."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.queued = 0
+
+    def pauseProducing(self) -> None:
+        # called on every write while the buffer is over the transport's mark: count from the first
+        if not self.paused:
+            self.paused = True
+            self.queued = 0
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.queued = 0
+
+    def stopProducing(self) -> None:
+        self.paused = False
+
+    def wrote(self, size: int) -> int:
+        """Count ``size`` bytes; returns the bytes queued since the buffer filled (0 if it is not)."""
+        if self.paused:
+            self.queued += size
+        return self.queued
+
+
+def write_now(transport: Any, data: bytes) -> None:
+    """Write ``data``, straight to the socket when nothing is queued ahead of it.
+
+    A plain ``transport.write`` appends to the buffer and arms EPOLLOUT, so a fan-out to 10,000
+    sockets costs two epoll calls and a second reactor pass per socket. When the transport's
+    buffer is empty the bytes can go out at once, in order; what the kernel does not take is
+    buffered by Twisted as usual (and counts for back-pressure). Only plain TCP transports take
+    this path; TLS and anything else use ``write``.
+    """
+    if (
+        type(transport) is tcp.Server
+        and not transport.dataBuffer
+        and not transport._tempDataBuffer
+        and not transport.disconnecting
+        and not transport.disconnected
+    ):
+        sent = transport.writeSomeData(data)
+        if isinstance(sent, int) and sent >= 0:
+            if sent < len(data):
+                transport.write(data[sent:])
+            return
+    transport.write(data)
+
+
+class ProtocolSink:
+    """The ``Sink`` a ConnectionSession writes to: this connection's protocol."""
+
+    def __init__(self, protocol: RoomProtocol) -> None:
+        self._protocol = protocol
+
+    def send(self, payload: bytes) -> None:
+        self._protocol.send_payload(payload)
+
+    def send_shared(self, frame: Any) -> None:
+        self._protocol.send_prepared(frame)
+
+    def close(self, code: int, reason: str) -> None:
+        self._protocol.close_with(code, reason)
+
+
+class RoomProtocol(WebSocketServerProtocol):
+    """One connection to ``/ws/rooms/{room_ref}``; see the module docstring."""
+
+    _log = Logger()
+    factory: RoomProtocolFactory
+    room_ref: str = ""
+    http_done: Callable[[int], None] | None = None  # set by the resource: the HTTP part ended
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slot: Slot | None = None
+        self.principal: Principal | None = None
+        self.session: ConnectionSession | None = None
+        self.pressure = SendPressure()
+        self._deny: DomainError | None = None
+        self._lost = False
+        self._too_slow = False
+        self._last_data = 0.0
+        self._idle_call: Any = None
+
+    # -- the opening handshake ------------------------------------------------------------------
+
+    def onConnect(self, request: ConnectionRequest) -> Deferred[str | None]:
+        return Deferred.fromCoroutine(self._authorize(request))
+
+    async def _authorize(self, request: ConnectionRequest) -> str | None:
+        try:
+            token = token_from_request(request.headers, request.protocols, request.params)
+            principal = await self.factory.authorizer.authorize(token, self.room_ref)
+            if self._lost:
+                raise Unavailable("the connection closed during its handshake")
+            self.slot = self.factory.runtime.reserve(principal.room.id, principal.user.id)
+        except DomainError as e:
+            self._deny = e
+            raise ConnectionDeny(status_for(e.code), e.message) from None
+        except Exception:
+            self._log.failure("authorizing a WebSocket for room {room_ref}", room_ref=self.room_ref[:64])
+            self._deny = Unavailable("the server cannot check this connection now; try again")
+            raise ConnectionDeny(503, self._deny.message) from None
+        self.principal = principal
+        return choose_subprotocol(request.protocols)
+
+    def succeedHandshake(self, res: Any) -> None:
+        super().succeedHandshake(res)
+        self._http_finished(101)
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
+        """Refuse the upgrade with the JSON error body of the HTTP API."""
+        error = self._deny
+        if error is None:
+            error_code, message, detail = _CODE_BY_STATUS.get(code, "bad_request"), reason, None
+            status = code
+        else:
+            error_code, message, detail = error.code, error.message, error.detail
+            status = status_for(error.code)
+        body = encode_json(error_body(error_code, message, detail=detail))
+        phrase = RESPONSES.get(status, b"Error").decode("latin-1")
+        head = [f"HTTP/1.1 {status} {phrase}", "Content-Type: application/json; charset=utf-8",
+                f"Content-Length: {len(body)}", "Cache-Control: no-store", "Connection: close"]
+        if status == 401:
+            head.append('WWW-Authenticate: Bearer realm="synctv"')
+        if isinstance(detail, dict) and isinstance(detail.get("retry_after"), int):
+            head.append(f"Retry-After: {detail['retry_after']}")
+        self._log.info("refused a WebSocket for room {room_ref}: {status} {message}", room_ref=self.room_ref[:64],
+                       status=status, message=message)
+        self.wasNotCleanReason = reason
+        self.sendData(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        self.dropConnection(abort=False)
+        self._http_finished(status)
+
+    def _http_finished(self, status: int) -> None:
+        done, self.http_done = self.http_done, None
+        if done is not None:
+            done(status)
+
+    # -- open -----------------------------------------------------------------------------------
+
+    def onOpen(self) -> None:
+        assert self.slot is not None and self.principal is not None
+        self.session = self.factory.runtime.open(self.slot, self.principal, ProtocolSink(self))
+        try:
+            self.transport.registerProducer(self.pressure, True)
+        except RuntimeError:
+            self._log.warn("connection {connection_id}: the transport has a producer; slow-consumer "
+                           "detection is off", connection_id=self.slot.connection_id)
+        self._last_data = self.factory.reactor.seconds()
+        self._schedule_idle(self.factory.limits.idle_s)
+        self._log.info("{user_name} connected to room {room_id} as {connection_id}",
+                       user_name=self.principal.user.name, room_id=self.slot.room_id,
+                       connection_id=self.slot.connection_id)
+        self.session.welcome()
+        if self.factory.runtime.closing:  # shutdown began during the handshake
+            self.session.close(CLOSE_GOING_AWAY, "server going away")
+
+    def dataReceived(self, data: bytes) -> None:
+        self._last_data = self.factory.reactor.seconds()
+        super().dataReceived(data)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.session is not None:
+            self.session.receive(payload, isBinary)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _writable(self) -> bool:
+        return self.state == WebSocketProtocol.STATE_OPEN and not self._too_slow
+
+    def send_payload(self, payload: bytes) -> None:
+        if self._writable():
+            self.sendMessage(payload, isBinary=False)
+            self._wrote(len(payload) + FRAME_OVERHEAD)
+
+    def send_prepared(self, frame: Any) -> None:
+        if isinstance(frame, bytes):
+            self.send_payload(frame)
+        elif self._writable():
+            data = frame.payloadHybi  # the frame, encoded and framed once for every connection
+            if self._perMessageCompress is not None:  # never negotiated by this server; kept correct
+                self.sendPreparedMessage(frame)
+            else:
+                write_now(self.transport, data)
+            self._wrote(len(data))
+
+    def _wrote(self, size: int) -> None:
+        if self.pressure.wrote(size) > self.factory.limits.send_buffer_bytes:
+            self._too_slow = True
+            self._log.warn("connection {connection_id} is too slow: over {limit} bytes unsent; closing",
+                           connection_id=self.slot.connection_id if self.slot else "?",
+                           limit=self.factory.limits.send_buffer_bytes)
+            if self.session is not None:
+                self.session.close(CLOSE_TOO_SLOW, "too slow: the unsent data passed its bound")
+            else:
+                self.close_with(CLOSE_TOO_SLOW, "too slow")
+
+    def close_with(self, code: int, reason: str) -> None:
+        """Start the closing handshake with ``code`` (any code, 1001 and 1008 included)."""
+        if self.state == WebSocketProtocol.STATE_OPEN:
+            self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123], isReply=False)
+        elif self.state != WebSocketProtocol.STATE_CLOSED and self.state != WebSocketProtocol.STATE_CLOSING:
+            self.dropConnection(abort=True)
+
+    # -- idle -----------------------------------------------------------------------------------
+
+    def _schedule_idle(self, delay: float) -> None:
+        self._idle_call = self.factory.reactor.callLater(max(delay, 0.01), self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._idle_call = None
+        if self.session is None or self.session.closed:
+            return
+        idle_s = self.factory.limits.idle_s
+        quiet = self.factory.reactor.seconds() - self._last_data
+        if quiet >= idle_s:
+            self.session.close(CLOSE_IDLE, f"idle: nothing received for {idle_s:g}s")
+        else:
+            self._schedule_idle(idle_s - quiet)
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self._finish()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self._lost = True
+        try:
+            super().connectionLost(reason)
+        finally:
+            self._finish()
+            self._http_finished(499)
+
+    def _finish(self) -> None:
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.cancel()
+        self._idle_call = None
+        if self.slot is not None:
+            slot, self.slot = self.slot, None
+            if self.session is not None:
+                self._log.info("connection {connection_id} closed ({code})", connection_id=slot.connection_id,
+                               code=self.session.close_code or self.remoteCloseCode)
+            self.factory.runtime.release(slot)
+
+
+class RoomProtocolFactory(WebSocketServerFactory):
+    """Builds ``RoomProtocol``s with the limits of ``[realtime]`` as Autobahn options."""
+
+    protocol = RoomProtocol
+
+    def __init__(
+        self, runtime: ConnectionRuntime, authorizer: ConnectionAuthorizer, limits: RealtimeLimits, *,
+        reactor: Any = None, open_handshake_timeout_s: float = OPEN_HANDSHAKE_TIMEOUT_S,
+        close_handshake_timeout_s: float = CLOSE_HANDSHAKE_TIMEOUT_S,
+    ) -> None:
+        super().__init__(server="synctv", reactor=reactor)
+        self.runtime = runtime
+        self.authorizer = authorizer
+        self.limits = limits
+        self.setProtocolOptions(
+            maxFramePayloadSize=limits.max_frame_bytes,
+            maxMessagePayloadSize=limits.max_frame_bytes,
+            autoPingInterval=limits.ping_s,
+            autoPingTimeout=0,  # the idle timeout (4009) covers a peer that stops answering
+            openHandshakeTimeout=open_handshake_timeout_s,
+            closeHandshakeTimeout=close_handshake_timeout_s,
+            failByDrop=False,  # protocol errors close with a code (1002, 1007, 1009), not a bare drop
+            echoCloseCodeReason=False,
+            webStatus=False,
+            tcpNoDelay=True,
+        )
+        runtime.prepare = self.prepare_text
+
+    def prepare_text(self, payload: bytes) -> Any:
+        """A text frame built once for many connections (fan-out encodes once)."""
+        return self.prepareMessage(payload, isBinary=False)
