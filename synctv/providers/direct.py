@@ -1,17 +1,19 @@
-"""The ``direct`` provider: a plain http(s) URL the client plays itself.
+"""The ``direct`` provider: a plain http(s) URL, played by the client itself or through the proxy.
 
-It offers one PlaybackInfo, mode ``direct``, carrying the item's headers and subtitles, when
-the client profile admits it:
+It offers, best first, every mode the client profile admits:
 
-- ``modes`` given without ``direct`` -> nothing;
-- ``headers=0`` and the item needs request headers -> nothing (a browser ``<video>`` cannot send
-  them); subtitles that need headers are dropped for such a client;
-- ``formats`` given -> the item's format must be listed, unless it is ``unknown``.
+- ``direct``: the item's URL, headers and subtitles, for a client that can send the headers the
+  item needs (``headers=0`` and an item with headers rules it out; subtitles that need headers
+  are dropped for such a client);
+- ``proxy``: the server relays the URL (synctv.proxy), so the client needs no headers and the
+  upstream need not be reachable from it. The provider's ``proxy`` info names the *upstream* URL,
+  headers and subtitles (each with its own headers); the server turns it into a signed proxy URL
+  bound to the room, the item and the user (``synctv.proxy.links.ProxyLinks.sign_result``), or
+  drops it when the proxy is not running.
 
-The proxy mode (the server fetches and relays the URL) arrives with synctv.proxy; until then a
-client that cannot use the direct URL gets an empty ``infos`` list, which is a valid answer.
+``modes`` given without a mode rules that mode out; ``formats`` given rules out an item whose
+format is not listed, unless it is ``unknown``. With no profile, both modes are offered.
 """
-
 from __future__ import annotations
 
 import posixpath
@@ -75,19 +77,19 @@ class DirectProvider:
 
     def infos(self, media: MediaItem, profile: ClientProfile) -> list[PlaybackInfo]:
         fmt = guess_format(media.url)
-        if not (
-            profile.accepts_mode("direct")
-            and profile.accepts_headers(media.headers)
-            and profile.accepts_format(fmt)
-        ):
+        if not profile.accepts_format(fmt):
             return []
-        subtitles = tuple(s for s in media.subtitles if profile.accepts_headers(s.headers))
-        return [
-            PlaybackInfo(
-                mode="direct", url=media.url, format=fmt, headers=dict(media.headers),
-                subtitles=subtitles,
-            )
-        ]
+        infos = []
+        if profile.accepts_mode("direct") and profile.accepts_headers(media.headers):
+            subtitles = tuple(s for s in media.subtitles if profile.accepts_headers(s.headers))
+            infos.append(PlaybackInfo(
+                mode="direct", url=media.url, format=fmt, headers=dict(media.headers), subtitles=subtitles,
+            ))
+        if profile.accepts_mode("proxy"):
+            infos.append(PlaybackInfo(
+                mode="proxy", url=media.url, format=fmt, headers=dict(media.headers), subtitles=media.subtitles,
+            ))
+        return infos
 
     def playback(self, media: MediaItem, profile: ClientProfile, now_ms: int) -> Deferred[PlaybackResult]:
         return succeed(

@@ -104,6 +104,9 @@ class SliceCache(Protocol):
     def put(self, key: SliceKey, data: bytes) -> defer.Deferred[None]:
         """Store a slice (evicting least recently used ones); never fails."""
 
+    def contains(self, key: SliceKey) -> bool:
+        """Whether the slice is indexed now (a later ``get`` may still miss: evicted, corrupt)."""
+
     def get_validators(self, resource_key: str) -> defer.Deferred[Validators | None]: ...
 
     def set_validators(self, resource_key: str, validators: Validators) -> defer.Deferred[None]: ...
@@ -143,6 +146,9 @@ class MemorySliceCache:
         self._slices.move_to_end(key.digest)
         self._hits += 1
         return defer.succeed(entry[1])
+
+    def contains(self, key: SliceKey) -> bool:
+        return key.digest in self._slices
 
     def put(self, key: SliceKey, data: bytes) -> defer.Deferred[None]:
         data = bytes(data)

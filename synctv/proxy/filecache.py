@@ -12,10 +12,11 @@ not match its header is deleted at start; a payload whose length or CRC does not
 and is deleted when read.
 
 Every file is written crash-safe: a unique ``*.tmp`` file in the same directory, ``fsync``,
-``os.replace``, ``fsync`` of the directory. A crash leaves at worst a ``*.tmp`` file, deleted at the
-next start. Last access is persisted as the file's mtime (set explicitly from a strictly increasing
-stamp, so the order survives coarse file-system timestamps), which is the LRU order rebuilt at
-start.
+``os.replace``, ``fsync`` of the directory (``sync_writes=False`` skips both fsyncs: after a
+power loss a slice may then hold wrong bytes, which its CRC turns into a miss when it is read).
+A crash leaves at worst a ``*.tmp`` file, deleted at the next start. Last access is persisted
+as the file's mtime (set explicitly from a strictly increasing stamp, so the order survives
+coarse file-system timestamps), which is the LRU order rebuilt at start.
 
 Blocking file work goes through an injected ``runner(f, *args) -> Deferred``:
 :func:`thread_runner` (``deferToThreadPool`` with a given reactor and threadpool) in the server,
@@ -80,8 +81,20 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: str, parts: tuple[bytes, ...], stamp_ns: int | None) -> None:
-    """Write ``parts`` to ``path`` through a temp file, fsync and rename; set mtime to the stamp."""
+def split_runner(reads: Runner, writes: Runner) -> Runner:
+    """A runner that sends slice reads to ``reads`` and everything else (writes, deletes, the scan)
+    to ``writes``, so a read is never queued behind slow writes."""
+
+    def run(f: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        return (reads if f is _read_slice else writes)(f, *args)
+
+    return run
+
+
+def _write_atomic(path: str, parts: tuple[bytes, ...], stamp_ns: int | None, sync: bool = True) -> None:
+    """Write ``parts`` to ``path`` through a temp file, fsync (when ``sync``) and rename; set mtime
+    to the stamp. Without fsync a power loss may leave a slice whose bytes are wrong: its CRC
+    then fails when it is read, so it is a miss, never wrong bytes."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     tmp = f"{path}.{uuid.uuid4().hex}.tmp"
@@ -90,8 +103,9 @@ def _write_atomic(path: str, parts: tuple[bytes, ...], stamp_ns: int | None) -> 
         with os.fdopen(fd, "wb") as f:
             for part in parts:
                 f.write(part)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         if stamp_ns is not None:
             os.utime(tmp, ns=(stamp_ns, stamp_ns))
         os.replace(tmp, path)
@@ -101,7 +115,8 @@ def _write_atomic(path: str, parts: tuple[bytes, ...], stamp_ns: int | None) -> 
         except OSError:
             pass
         raise
-    _fsync_dir(directory)
+    if sync:
+        _fsync_dir(directory)
 
 
 def _read_slice(path: str, resource: str, size: int, stamp_ns: int) -> bytes | None:
@@ -239,6 +254,7 @@ class FileSliceCache:
         runner: Runner,
         *,
         clock: Callable[[], float] = time.time,
+        sync_writes: bool = True,
     ) -> None:
         if max_bytes < 0:
             raise ValueError(f"max_bytes must not be negative, not {max_bytes}")
@@ -246,6 +262,7 @@ class FileSliceCache:
         self.max_bytes = max_bytes
         self._runner = runner
         self._clock = clock
+        self._sync = sync_writes
         self._index: OrderedDict[str, _Entry] = OrderedDict()
         self._by_resource: dict[str, set[str]] = {}
         self._validators: dict[str, Validators] = {}
@@ -264,9 +281,10 @@ class FileSliceCache:
         runner: Runner,
         *,
         clock: Callable[[], float] = time.time,
+        sync_writes: bool = True,
     ) -> defer.Deferred[FileSliceCache]:
         """A cache on ``directory``, its index rebuilt from the files found there."""
-        cache = cls(directory, max_bytes, runner, clock=clock)
+        cache = cls(directory, max_bytes, runner, clock=clock, sync_writes=sync_writes)
         return cache.load().addCallback(lambda _: cache)
 
     def load(self) -> defer.Deferred[None]:
@@ -415,6 +433,9 @@ class FileSliceCache:
 
         return d.addCallbacks(read, failed)
 
+    def contains(self, key: SliceKey) -> bool:
+        return key.digest in self._index
+
     def put(self, key: SliceKey, data: bytes) -> defer.Deferred[None]:
         _check_hex(key.digest, "slice key")
         _check_hex(key.resource, "resource key")
@@ -439,7 +460,7 @@ class FileSliceCache:
         self._evict()
         stamp = self._stamp()
         header = _HEADER.pack(_MAGIC, key.resource.encode("ascii"), key.index, len(data), zlib.crc32(data))
-        d = self._serial(digest, _write_atomic, self._slice_path(digest), (header, data), stamp)
+        d = self._serial(digest, _write_atomic, self._slice_path(digest), (header, data), stamp, self._sync)
 
         def written(_: object) -> None:
             entry.pending = None
@@ -460,7 +481,7 @@ class FileSliceCache:
         self._validators[resource_key] = validators
         body = json.dumps(validators.to_json(), sort_keys=True).encode("utf-8")
         d = self._serial(
-            ("v", resource_key), _write_atomic, self._validators_path(resource_key), (body,), None
+            ("v", resource_key), _write_atomic, self._validators_path(resource_key), (body,), None, self._sync
         )
         return self._background(d)
 

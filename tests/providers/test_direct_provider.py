@@ -59,35 +59,39 @@ def test_other_urls_are_a_bad_request_naming_url(url):
     assert caught.value.field == "url"
 
 
-def test_no_profile_offers_direct_with_headers_and_subtitles():
-    """With no profile the one direct info carries the item's URL, format, headers, subtitles."""
+def test_no_profile_offers_direct_then_proxy_with_headers_and_subtitles():
+    """With no profile: direct (the item's URL, format, headers, subtitles), then proxy naming the
+    same upstream (the server signs it into a proxy URL; synctv.proxy.links)."""
     subtitle = Subtitle("en", "https://h/en.vtt")
     media = item(headers={"Referer": "https://h/"}, subtitles=(subtitle,))
-    [info] = DirectProvider().infos(media, ClientProfile())
-    assert info.to_json() == {
+    direct, proxy = DirectProvider().infos(media, ClientProfile())
+    assert direct.to_json() == {
         "mode": "direct", "url": media.url, "format": "mp4", "headers": {"Referer": "https://h/"},
         "subtitles": [subtitle.to_json()], "expires_at": None, "metadata": {},
     }
+    assert (proxy.mode, proxy.url, proxy.format, proxy.headers, proxy.subtitles) == (
+        "proxy", media.url, "mp4", {"Referer": "https://h/"}, (subtitle,))
 
 
 @pytest.mark.parametrize("profile, offered", [
-    (ClientProfile(modes=frozenset({"proxy"})), False),
-    (ClientProfile(modes=frozenset({"direct", "proxy"})), True),
-    (ClientProfile(formats=frozenset({"hls"})), False),
-    (ClientProfile(formats=frozenset({"mp4", "hls"})), True),
-    (ClientProfile(can_send_headers=False), True),  # the plain item needs no headers
+    (ClientProfile(modes=frozenset({"proxy"})), ["proxy"]),
+    (ClientProfile(modes=frozenset({"direct"})), ["direct"]),
+    (ClientProfile(modes=frozenset({"direct", "proxy"})), ["direct", "proxy"]),
+    (ClientProfile(formats=frozenset({"hls"})), []),
+    (ClientProfile(formats=frozenset({"mp4", "hls"})), ["direct", "proxy"]),
+    (ClientProfile(can_send_headers=False), ["direct", "proxy"]),  # the plain item needs no headers
 ])
 def test_profile_filters_a_plain_item(profile, offered):
-    """modes without direct or formats without the item's format rule it out."""
-    assert bool(DirectProvider().infos(item(), profile)) is offered
+    """modes pick the modes, best first; formats without the item's format rule it out."""
+    assert [i.mode for i in DirectProvider().infos(item(), profile)] == offered
 
 
-def test_an_item_needing_headers_is_not_offered_to_a_client_that_cannot_send_them():
-    """headers=0 excludes an item with headers; headers=1 or unsaid keeps it."""
+def test_an_item_needing_headers_is_proxied_for_a_client_that_cannot_send_them():
+    """headers=0 excludes direct for an item with headers, leaving proxy; headers=1 or unsaid: both."""
     media = item(headers={"Cookie": "a=b"})
-    assert DirectProvider().infos(media, ClientProfile(can_send_headers=False)) == []
-    assert DirectProvider().infos(media, ClientProfile(can_send_headers=True))
-    assert DirectProvider().infos(media, ClientProfile())
+    assert [i.mode for i in DirectProvider().infos(media, ClientProfile(can_send_headers=False))] == ["proxy"]
+    assert [i.mode for i in DirectProvider().infos(media, ClientProfile(can_send_headers=True))] == ["direct", "proxy"]
+    assert [i.mode for i in DirectProvider().infos(media, ClientProfile())] == ["direct", "proxy"]
 
 
 def test_unknown_format_is_never_excluded_by_a_formats_list():
@@ -96,10 +100,11 @@ def test_unknown_format_is_never_excluded_by_a_formats_list():
 
 
 def test_subtitles_needing_headers_are_dropped_for_a_headerless_client():
-    """headers=0: subtitles with headers are left out, plain ones kept."""
+    """headers=0: direct keeps only the plain subtitles; proxy keeps all (the server sends theirs)."""
     plain, guarded = Subtitle("en", "https://h/en.vtt"), Subtitle("fr", "https://h/fr.vtt", headers={"X": "1"})
-    [info] = DirectProvider().infos(item(subtitles=(plain, guarded)), ClientProfile(can_send_headers=False))
-    assert info.subtitles == (plain,)
+    direct, proxy = DirectProvider().infos(item(subtitles=(plain, guarded)), ClientProfile(can_send_headers=False))
+    assert direct.subtitles == (plain,)
+    assert proxy.subtitles == (plain, guarded)
 
 
 def test_playback_fires_with_the_result():

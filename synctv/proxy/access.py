@@ -1,0 +1,123 @@
+"""Who may fetch what through the proxy, and from which upstream.
+
+A proxy request names a room and a media item in its path and carries a signed grant in its
+query (``synctv.proxy.links``). :meth:`MediaAccess.resolve` answers 404 for an unknown room or
+item (before looking at the signature, like every route), 403 for a missing, forged or expired
+signature, and 403 when the signed user is gone or no longer a member of the room (site admins
+see every room). It then asks the item's provider how to proxy it (a ``proxy`` PlaybackInfo for a
+``modes=proxy`` profile): the upstream URL and headers always come from the provider, never from
+the client.
+
+Successful resolutions are remembered for ``ttl_s`` seconds per (room, item, user), so a player's
+many range requests cost no database round trips; a membership removed or an item deleted is
+noticed within that time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from synctv.core import permissions
+from synctv.core.errors import Forbidden, NotFound
+from synctv.core.models import MediaItem, Room
+from synctv.providers.base import ClientProfile, PlaybackInfo
+from synctv.proxy.links import KIND_ITEM, KIND_SUBTITLE, ProxyGrant, ProxyLinks
+from synctv.proxy.m3u8 import PLAYLIST_KINDS
+from synctv.proxy.service import Upstream
+
+TTL_S = 5.0
+MAX_ENTRIES = 4096
+_PROXY_PROFILE = ClientProfile(modes=frozenset({"proxy"}))
+
+
+@attrs.frozen
+class ProxyTarget:
+    """A media item as the proxy relays it: the provider's ``proxy`` PlaybackInfo."""
+
+    room_id: str
+    media: MediaItem
+    info: PlaybackInfo
+
+
+async def find_media(store: Any, room_ref: str, media_id: str) -> tuple[Room, MediaItem]:
+    """The room (by id, then name) and its item; ``NotFound`` for either."""
+    room = await store.get_room(room_ref) or await store.get_room_by_name(room_ref)
+    if room is None:
+        raise NotFound(f"no room {room_ref[:64]!r}")
+    media = await store.get_media(room.id, media_id)
+    if media is None:
+        raise NotFound(f"no media item {media_id[:64]!r} in this room")
+    return room, media
+
+
+def upstream_for(grant: ProxyGrant, target: ProxyTarget) -> Upstream:
+    """What a grant fetches: the item, one of its subtitles, or a URI from one of its playlists."""
+    info = target.info
+    if grant.kind == KIND_ITEM:
+        return Upstream(info.url, dict(info.headers), playlist=info.format == "hls")
+    if grant.kind == KIND_SUBTITLE:
+        if grant.index >= len(info.subtitles):
+            raise NotFound(f"this media item has no subtitle {grant.index}")
+        subtitle = info.subtitles[grant.index]
+        return Upstream(subtitle.url, dict(subtitle.headers))
+    if grant.url is None:
+        raise Forbidden("this proxy URL does not name an upstream")
+    return Upstream(grant.url, dict(info.headers), playlist=grant.kind in PLAYLIST_KINDS)
+
+
+class MediaAccess:
+    """See the module docstring. ``clock`` is monotonic seconds; ``now_ms`` is server time."""
+
+    def __init__(
+        self, actions: Any, links: ProxyLinks, *, ttl_s: float = TTL_S, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.actions = actions
+        self.links = links
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._known: OrderedDict[tuple[str, str, str], tuple[float, ProxyTarget]] = OrderedDict()
+
+    def forget(self) -> None:
+        self._known.clear()
+
+    def _user_param(self, args: Mapping[Any, Sequence[Any]]) -> str:
+        values = args.get(b"u") or args.get("u") or [b""]
+        value = values[0]
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+    async def resolve(
+        self, room_ref: str, media_id: str, kind: str, index: int, args: Mapping[Any, Sequence[Any]]
+    ) -> tuple[ProxyGrant, Upstream]:
+        now_ms = self.actions.clock()
+        key = (room_ref, media_id, self._user_param(args))
+        known = self._known.get(key)
+        if known is not None and self.clock() - known[0] < self.ttl_s:
+            target = known[1]
+            grant = self.links.verify(target.room_id, media_id, kind, index, args, now_ms)
+            return grant, upstream_for(grant, target)
+        store = self.actions.store
+        room, media = await find_media(store, room_ref, media_id)
+        grant = self.links.verify(room.id, media_id, kind, index, args, now_ms)
+        user = await store.get_user(grant.user_id)
+        if user is None:
+            raise Forbidden("the user of this proxy URL no longer exists")
+        if not permissions.is_site_admin(user.role) and await store.get_member(room.id, user.id) is None:
+            raise Forbidden("the user of this proxy URL is not a member of the room")
+        provider = self.actions.providers.get(media.provider)
+        if provider is None:
+            raise NotFound(f"the {media.provider!r} provider is not available on this server")
+        result = await provider.playback(media, _PROXY_PROFILE, now_ms)
+        info = next((i for i in result.infos if i.mode == "proxy"), None)
+        if info is None:
+            raise NotFound("this media item is not offered through the proxy")
+        target = ProxyTarget(room.id, media, info)
+        self._known[key] = (self.clock(), target)
+        self._known.move_to_end(key)
+        while len(self._known) > MAX_ENTRIES:
+            self._known.popitem(last=False)
+        return grant, upstream_for(grant, target)
