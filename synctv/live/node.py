@@ -1,0 +1,81 @@
+"""Wiring of the live side for one server process: config -> ``LiveHub`` and its providers.
+
+``build_live_hub`` makes the registry (GOP cache and viewer bounds, idle release), the HLS
+segmenter and its segment store (memory, or files under ``<data>/live/hls``), the signed-link
+maker, the live proxy's upstream client (the media proxy's address-checked ``UpstreamClient``)
+and the hub. ``register_live_providers`` adds the ``rtmp`` and ``live`` providers.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.threads import deferToThread
+
+from synctv.config import Config
+from synctv.core.clock import Clock
+from synctv.core.models import MediaItem
+from synctv.live.hls import FileSegmentStore, HLSStream, MemorySegmentStore, SegmentStore
+from synctv.live.links import LiveLinks
+from synctv.live.pull import Opener
+from synctv.live.service import LiveHub, PullSettings
+from synctv.live.streams import LiveSettings, StreamRegistry
+from synctv.providers.base import ProviderRegistry
+from synctv.providers.live import LivePullProvider, RTMPProvider
+
+_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def node_id(http_port: int | str) -> str:
+    """This process's name in publisher records: host name and HTTP port (stable across restarts)."""
+    return f"{socket.gethostname()}:{http_port}"
+
+
+def _upstream_opener(config: Config, reactor: Any) -> Opener | None:
+    try:
+        from synctv.proxy.upstream import UpstreamClient
+    except ImportError:  # the media proxy is not part of this build
+        return None
+    return UpstreamClient(reactor, allow_networks=config.proxy.allow_networks)
+
+
+def build_live_hub(
+    config: Config, *, store: Any, clock: Clock, secret: str, reactor: Any, node: str, node_url: str,
+    opener: Opener | None = None,
+) -> LiveHub:
+    live = config.live
+    hls_root = config.data / "live" / "hls"
+
+    def segment_store(room_id: str, media_id: str) -> SegmentStore:
+        if live.hls_store == "file":
+            directory = Path(hls_root, _SAFE.sub("_", room_id), _SAFE.sub("_", media_id))
+            return FileSegmentStore(directory, deferToThread)
+        return MemorySegmentStore()
+
+    def hls_factory(room_id: str, media_id: str) -> HLSStream:
+        return HLSStream(segment_store(room_id, media_id), clock=clock, target_s=live.segment_s,
+                         window=live.playlist_len, max_bytes=live.hls_max_bytes, first_sequence=clock() // 100)
+
+    settings = LiveSettings(gop_cache_bytes=live.gop_cache_bytes, viewer_buffer_bytes=live.viewer_buffer_bytes,
+                            idle_s=live.idle_s, flush_ms=live.flush_ms)
+    registry = StreamRegistry(clock=clock, scheduler=reactor, settings=settings, hls_factory=hls_factory)
+    links = LiveLinks(secret, ttl_ms=int(live.link_ttl_s * 1000), public_url=config.public_url)
+    return LiveHub(
+        store=store, clock=clock, scheduler=reactor, registry=registry, links=links, node_id=node,
+        node_url=node_url, opener=opener if opener is not None else _upstream_opener(config, reactor),
+        pull=PullSettings(idle_s=live.pull_idle_s), rtmp_public_url=live.rtmp_public_url,
+    )
+
+
+def register_live_providers(providers: ProviderRegistry, hub: LiveHub) -> None:
+    def state_of(item: MediaItem) -> str:
+        stream = hub.registry.get(item.room_id, item.id)
+        if stream is None:
+            return "offline"
+        return "live" if stream.publishing else "ended"
+
+    providers.register(RTMPProvider(hub.links, state_of))
+    providers.register(LivePullProvider(hub.links, state_of))
