@@ -1,0 +1,143 @@
+"""The display subsystem assembled: use-cases, UDP trigger ports, the end-of-video worker, and
+their hooks into the Site (routes, upload spooling), the providers and the bus.
+
+``synctv.tap`` builds one ``DisplayRuntime`` after the store and the Site exist, ``attach``es it
+to the Site and ``start``s it; ``stop`` releases the ports and timers before the store closes.
+
+Across nodes (several synctv processes on one PostgreSQL database) the ``displays`` bus channel
+carries ``{"type": "eventsChanged"}`` (every node rebinds its UDP ports) and ``{"type":
+"displayRoom", "room_id"}`` (every node's worker follows that room). Videos and the idle image are
+files in each node's data directory: give the nodes a shared one, or upload to each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+
+from synctv.actions import Actions
+from synctv.api.uploads import UploadPolicy, UploadRequest, UploadRoute
+from synctv.bus import Message
+from synctv.core import auth
+from synctv.core.displays import DisplayEvent
+from synctv.displays.actions import DisplayActions, TriggerResult, TriggerSource
+from synctv.displays.videos import VideoActions
+from synctv.providers.upload import UploadProvider
+from synctv.triggers.udp import TriggerMetrics, UdpTriggerPorts
+from synctv.workers.ended import EndedWorker
+
+EVENTS_CHANNEL = "displays"
+DEFAULT_MAX_VIDEO_BYTES = 4 << 30
+DEFAULT_MAX_IMAGE_BYTES = 32 << 20
+VIDEO_TYPES = ("video/", "application/octet-stream")
+IMAGE_TYPES = ("image/", "application/octet-stream")
+
+
+class DisplayRuntime:
+    log = Logger()
+
+    def __init__(
+        self, *, actions: Actions, secret: str, data_dir: Path, web_dir: Path, reactor: Any,
+        lan_networks: Sequence[Any] = (), public_url: str | None = None,
+        max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        udp_interface: str = "", registry: CollectorRegistry | None = None, ffprobe: str = "ffprobe",
+        run_in_thread: Any = deferToThread,
+    ) -> None:
+        self.actions = actions
+        self.store = actions.store
+        self.bus = actions.bus
+        self.clock = actions.clock
+        self.web_dir = Path(web_dir)
+        self.public_url = public_url
+        self.base_url = public_url.rstrip("/") if public_url else ""
+        self.videos = VideoActions(store=self.store, clock=self.clock, data_dir=data_dir,
+                                   base_url=self.base_url, ffprobe=ffprobe, run_in_thread=run_in_thread)
+        self.displays = DisplayActions(actions=actions, secret=secret, videos=self.videos,
+                                       lan_networks=lan_networks)
+        self.metrics = TriggerMetrics(registry)
+        self.ports = UdpTriggerPorts(load_events=self.store.list_events, fire=self._fire_udp, reactor=reactor,
+                                     clock=self.clock, interface=udp_interface, metrics=self.metrics)
+        self.worker = EndedWorker(store=self.store, bus=self.bus, clock=self.clock, reactor=reactor,
+                                  duration_of=self._duration_of, on_room_deleted=self._room_deleted)
+        self.displays.port_status = self.ports.status
+        self.displays.events_changed = self._events_changed
+        self.displays.watch_room = self._watch
+        if "upload" not in actions.providers:
+            actions.providers.register(UploadProvider(self.store, self.base_url))
+        self.uploads = UploadPolicy(
+            [UploadRoute(b"POST", b"/api/videos", max_video_bytes, VIDEO_TYPES),
+             UploadRoute(b"PUT", b"/admin/idle-image", max_image_bytes, IMAGE_TYPES)],
+            spool_path=self.videos.new_spool_path,
+            check_token=lambda token: auth.read_token(secret, token, self.clock()),
+            run_in_thread=run_in_thread,
+        )
+        self._unsubscribe: Any = None
+
+    def attach(self, site: Any) -> None:
+        """Serve the display routes (``synctv.api.display_routes``) and spool uploads on ``site``."""
+        site.api.displays = self
+        site.uploads = self.uploads
+        site.requestFactory = UploadRequest
+
+    async def start(self) -> None:
+        await self.videos.prepare()
+        self._unsubscribe = self.bus.subscribe(EVENTS_CHANNEL, self._message)
+        await self.ports.reconcile()
+        for room in await self.store.list_rooms():
+            if room.kind == "display":
+                self.worker.watch(room.id)
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        await self.ports.stop()
+        await self.worker.stop()
+
+    # -- the realtime seam ------------------------------------------------------------------------
+
+    def display_authenticator(self, token: str, room_ref: str) -> Deferred[Any]:
+        """``ConnectionAuthorizer(display_authenticator=...)``: a read-only Principal for a display
+        token, None for any other token."""
+        return Deferred.fromCoroutine(self.displays.display_principal(token, room_ref))
+
+    # -- wiring -------------------------------------------------------------------------------------
+
+    def _publish(self, message: Message) -> None:
+        try:
+            self.bus.publish(EVENTS_CHANNEL, message)
+        except Exception:
+            self.log.failure("publishing {message_type} failed", message_type=message.get("type"))
+
+    def _events_changed(self) -> Deferred[None]:
+        self._publish({"type": "eventsChanged"})
+        return self.ports.reconcile()
+
+    def _message(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind in ("eventsChanged", "busGap"):
+            self.ports.reconcile()
+        elif kind == "displayRoom" and isinstance(message.get("room_id"), str):
+            if message["room_id"] not in self.worker.watching():
+                self.worker.watch(message["room_id"])
+
+    def _watch(self, room_id: str) -> None:
+        if room_id not in self.worker.watching():
+            self.worker.watch(room_id)
+            self._publish({"type": "displayRoom", "room_id": room_id})
+
+    def _room_deleted(self, room_id: str) -> None:
+        self.ports.reconcile()  # its events went with it
+
+    def _duration_of(self, room_id: str, media_id: str) -> Deferred[float | None]:
+        return Deferred.fromCoroutine(self.displays.duration_of(room_id, media_id))
+
+    def _fire_udp(self, event: DisplayEvent, host: str) -> Deferred[TriggerResult]:
+        source = TriggerSource(kind="udp", host=host)
+        return Deferred.fromCoroutine(self.displays.trigger(event.id, by_name=False, source=source))
