@@ -107,6 +107,7 @@ class Actions:
         scrypt_n: int = auth.SCRYPT_N,
         token_ttl_ms: int = auth.TOKEN_TTL_MS,
         run_in_thread: Callable[..., Deferred[Any]] = deferToThread,
+        proxy_links: Any = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -116,6 +117,7 @@ class Actions:
         self._scrypt_n = scrypt_n
         self._token_ttl_ms = token_ttl_ms
         self._run_in_thread = run_in_thread
+        self.proxy_links = proxy_links  # synctv.proxy.links.ProxyLinks; None: no proxy mode offered
         self._dummy_hash: str | None = None
 
     # -- helpers --------------------------------------------------------------------------------
@@ -558,7 +560,10 @@ class Actions:
         provider = self.providers.get(item.provider)
         if provider is None:
             raise Unavailable(f"the {item.provider!r} provider is not available on this server")
-        return await provider.playback(item, profile, self.clock())
+        result = await provider.playback(item, profile, self.clock())
+        if self.proxy_links is None:  # a provider's "proxy" infos name upstreams: only the proxy may use them
+            return attrs.evolve(result, infos=tuple(i for i in result.infos if i.mode != "proxy"))
+        return self.proxy_links.sign_result(result, room_id=view.room.id, user_id=actor.id, now_ms=self.clock())
 
 
 def _named(member: Member | None, user: User) -> Member | None:

@@ -38,9 +38,41 @@ class TriggerConfig:
 
 @attrs.frozen
 class LiveConfig:
+    """``[live]`` (docs/live.md)."""
+
     segment_s: float = 2.0
     playlist_len: int = 6
     idle_s: float = 30.0
+    gop_cache_bytes: int = 8 << 20
+    viewer_buffer_bytes: int = 4 << 20
+    hls_store: str = "memory"  # memory | file (<data>/live/hls)
+    hls_max_bytes: int = 64 << 20  # per stream
+    link_ttl_s: float = 6 * 3600.0
+    pull_idle_s: float = 10.0
+    rtmp_public_url: str | None = None
+    flush_ms: int = 40  # FLV fan-out: publisher reads coalesce for up to this long (0: write each read)
+
+
+@attrs.frozen
+class RealtimeConfig:
+    """``[realtime]``: the WebSocket limits (docs/realtime.md); counts are per node."""
+
+    max_frame_bytes: int = 64 * 1024
+    messages_per_s: float = 20.0
+    messages_burst: int = 40
+    max_connections_per_room: int = 5000
+    max_connections_per_user: int = 20
+    idle_s: float = 60.0
+    ping_s: float = 20.0
+    send_buffer_bytes: int = 1 << 20
+
+
+@attrs.frozen
+class DisplaysConfig:
+    """``[displays]`` (docs/displays.md): upload size limits."""
+
+    max_video_bytes: int = 4 << 30
+    max_image_bytes: int = 32 << 20
 
 
 @attrs.frozen
@@ -53,6 +85,8 @@ class Config:
     proxy: ProxyConfig = ProxyConfig()
     triggers: TriggerConfig = TriggerConfig()
     live: LiveConfig = LiveConfig()
+    realtime: RealtimeConfig = RealtimeConfig()
+    displays: DisplaysConfig = DisplaysConfig()
 
     @property
     def database_url(self) -> str:
@@ -64,7 +98,17 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "server": {"data": "str", "http": "str", "rtmp": "str", "db": "str", "public_url": "str"},
     "proxy": {"slice_size": "int", "cache": "str", "cache_bytes": "int", "allow_networks": "networks"},
     "triggers": {"lan_networks": "networks"},
-    "live": {"segment_s": "num", "playlist_len": "int", "idle_s": "num"},
+    "displays": {"max_video_bytes": "int", "max_image_bytes": "int"},
+    "live": {
+        "segment_s": "num", "playlist_len": "int", "idle_s": "num", "gop_cache_bytes": "int",
+        "viewer_buffer_bytes": "int", "hls_store": "str", "hls_max_bytes": "int", "link_ttl_s": "num",
+        "pull_idle_s": "num", "rtmp_public_url": "str", "flush_ms": "int",
+    },
+    "realtime": {
+        "max_frame_bytes": "int", "messages_per_s": "num", "messages_burst": "int",
+        "max_connections_per_room": "int", "max_connections_per_user": "int", "idle_s": "num",
+        "ping_s": "num", "send_buffer_bytes": "int",
+    },
 }
 
 
@@ -148,6 +192,42 @@ def _check_data_dir(path: Path) -> None:
         raise ConfigError(f"data directory {path} is not writable: {e.strerror or e}") from None
 
 
+def _check_realtime(rt: RealtimeConfig) -> None:
+    if not 1024 <= rt.max_frame_bytes <= 16 << 20:
+        raise ConfigError("[realtime] max_frame_bytes must be between 1024 and 16777216")
+    if not 0 < rt.messages_per_s <= 10_000:
+        raise ConfigError("[realtime] messages_per_s must be above 0 and at most 10000")
+    if not 1 <= rt.messages_burst <= 100_000:
+        raise ConfigError("[realtime] messages_burst must be between 1 and 100000")
+    if rt.max_connections_per_room < 1 or rt.max_connections_per_user < 1:
+        raise ConfigError("[realtime] max_connections_per_room and max_connections_per_user must be at least 1")
+    if not 1 <= rt.ping_s <= 3600 or not 2 <= rt.idle_s <= 3600:
+        raise ConfigError("[realtime] ping_s must be within 1-3600 and idle_s within 2-3600 seconds")
+    if rt.idle_s <= rt.ping_s:
+        raise ConfigError("[realtime] idle_s must be longer than ping_s (a live client answers every ping)")
+    if rt.send_buffer_bytes < 4096:
+        raise ConfigError("[realtime] send_buffer_bytes must be at least 4096")
+
+
+def _check_live(live: LiveConfig) -> None:
+    if live.hls_store not in ("memory", "file"):
+        raise ConfigError(f'[live] hls_store must be "memory" or "file", not {live.hls_store!r}')
+    if not 64 << 10 <= live.gop_cache_bytes <= 1 << 30:
+        raise ConfigError("[live] gop_cache_bytes must be between 65536 and 1073741824")
+    if not 64 << 10 <= live.viewer_buffer_bytes <= 1 << 30:
+        raise ConfigError("[live] viewer_buffer_bytes must be between 65536 and 1073741824")
+    if not 1 << 20 <= live.hls_max_bytes <= 16 << 30:
+        raise ConfigError("[live] hls_max_bytes must be between 1048576 and 17179869184")
+    if not 60 <= live.link_ttl_s <= 30 * 24 * 3600:
+        raise ConfigError("[live] link_ttl_s must be between 60 seconds and 30 days")
+    if not 0 <= live.flush_ms <= 500:
+        raise ConfigError("[live] flush_ms must be between 0 and 500")
+    if not 1 <= live.pull_idle_s <= 3600:
+        raise ConfigError("[live] pull_idle_s must be between 1 and 3600 seconds")
+    if live.rtmp_public_url is not None and not live.rtmp_public_url.startswith(("rtmp://", "rtmps://")):
+        raise ConfigError(f"[live] rtmp_public_url {live.rtmp_public_url!r} must start with rtmp:// or rtmps://")
+
+
 def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any]) -> Config:
     """Build the Config from the file (if any) and ``options`` (server keys; None = not given).
 
@@ -162,6 +242,8 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
     data = Path(server.get("data", "./synctv-data")).expanduser().absolute()
     proxy = ProxyConfig(**sections.get("proxy", {}))
     live = LiveConfig(**sections.get("live", {}))
+    realtime = RealtimeConfig(**sections.get("realtime", {}))
+    displays = DisplaysConfig(**sections.get("displays", {}))
     config = Config(
         data=data,
         http=server.get("http", "tcp:8080"),
@@ -171,6 +253,8 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
         proxy=proxy,
         triggers=TriggerConfig(**sections.get("triggers", {})),
         live=live,
+        realtime=realtime,
+        displays=displays,
     )
     if proxy.cache not in ("memory", "file"):
         raise ConfigError(f'[proxy] cache must be "memory" or "file", not {proxy.cache!r}')
@@ -184,6 +268,10 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
         raise ConfigError("[live] playlist_len must be between 2 and 100")
     if live.idle_s < 0:
         raise ConfigError("[live] idle_s must not be negative")
+    _check_live(live)
+    _check_realtime(realtime)
+    if not 1 <= displays.max_video_bytes <= 1 << 40 or not 1 <= displays.max_image_bytes <= 1 << 30:
+        raise ConfigError("[displays] max_video_bytes must be 1 byte to 1 TiB, max_image_bytes 1 byte to 1 GiB")
     if config.public_url is not None and not config.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url {config.public_url!r} must start with http:// or https://")
     _check_endpoint(config.http, "http endpoint")

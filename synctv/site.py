@@ -35,8 +35,10 @@ from synctv.api.app import SynctvAPI
 from synctv.api.errors import write_error
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
-KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics"})
-SECRET_PARAMS = (b"token", b"sig", b"signature", b"key", b"password", b"access_token")
+KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics", b"trigger", b"trigger_by_name", b"display"})
+KLEIN_PATHS = frozenset({(b"admin", b"idle-image")})  # Klein routes inside a static folder (web/admin/)
+SECRET_PARAMS = (b"token", b"sig", b"signature", b"key", b"password", b"access_token",
+                 b"s", b"r")  # s, r: a proxy URL's signature and upstream URL (synctv.proxy.links)
 _SECRET_QUERY = re.compile(rb"(?i)(?<=[?&])(" + b"|".join(SECRET_PARAMS) + rb")=([^&#]*)")
 
 
@@ -97,7 +99,8 @@ class SiteRoot(resource.Resource):
                 segment.decode("utf-8")
             except UnicodeDecodeError:
                 return _JSONError("bad_request", "the path is not valid UTF-8")
-        if name in KLEIN_SEGMENTS or (name == b"ws" and self.ws_resource is None):
+        if (name in KLEIN_SEGMENTS or (name, *request.postpath) in KLEIN_PATHS
+                or (name == b"ws" and self.ws_resource is None)):
             request.synctv_area = "api"
             # Klein routes on the whole path: give the segment back
             request.postpath.insert(0, request.prepath.pop())
@@ -231,11 +234,27 @@ class SynctvSite(server.Site):
         return waiter
 
 
+VENDOR_PACKAGES = ("hls.js", "mpegts.js")  # web/node_modules/<name>/dist served as /vendor/<name>/
+
+
+def vendor_resource(web_dir: pathlib.Path) -> resource.Resource:
+    """``/vendor/hls.js/...`` and ``/vendor/mpegts.js/...``: the players' dist folders from npm."""
+    vendor = resource.Resource()
+    for name in VENDOR_PACKAGES:
+        vendor.putChild(name.encode("ascii"), StaticFiles(str(web_dir / "node_modules" / name / "dist")))
+    return vendor
+
+
 def build_site(
     actions: Actions, *, web_dir: pathlib.Path, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    reactor: Any = None,
+    reactor: Any = None, live: Any = None, proxy: Any = None,
 ) -> SynctvSite:
-    """The Site serving the API, the (later) WebSocket endpoint and ``web_dir``."""
+    """The Site serving the API, the (later) WebSocket endpoint and ``web_dir``; ``live`` is the
+    LiveHub the live routes use (synctv.api.live_routes)."""
     api = SynctvAPI(actions, reactor=reactor)
-    root = SiteRoot(api.resource(), StaticFiles(str(web_dir)))
+    api.live = live
+    api.proxy = proxy  # the MediaProxy (synctv.api.proxy_routes); None: proxy routes answer 503
+    static_root = StaticFiles(str(web_dir))
+    static_root.putChild(b"vendor", vendor_resource(web_dir))
+    root = SiteRoot(api.resource(), static_root)
     return SynctvSite(root, api, max_body_bytes=max_body_bytes, reactor=reactor)

@@ -106,8 +106,15 @@ class SynctvService(service.MultiService):
         self.secret = secret
         self.http_gate = _ReadyGate()
         self.http_port: IListeningPort | None = None
+        self.rtmp_gate = _ReadyGate()
+        self.rtmp_port: IListeningPort | None = None
+        self.live: Any = None  # synctv.live.service.LiveHub
+        self.proxy: Any = None  # synctv.proxy.gateway.MediaProxy
         self.store: Any = None
+        self.bus: Any = None
         self.site: Any = None
+        self.realtime: Any = None  # synctv.realtime.runtime.ConnectionRuntime
+        self.displays: Any = None  # synctv.displays.runtime.DisplayRuntime
         self.ready: defer.Deferred[None] = defer.Deferred()
 
     def _listen(self, description: str, factory: Factory, what: str) -> IListeningPort:
@@ -126,6 +133,7 @@ class SynctvService(service.MultiService):
 
     def privilegedStartService(self) -> None:
         self.http_port = self._listen(self.config.http, self.http_gate, "HTTP")
+        self.rtmp_port = self._listen(self.config.rtmp, self.rtmp_gate, "RTMP")
         super().privilegedStartService()
 
     def startService(self) -> None:
@@ -143,14 +151,26 @@ class SynctvService(service.MultiService):
 
         url = parse_database_url(self.config.database_url)
         self.store = await open_store(url)
+        if url.dialect == "postgres":  # several nodes may share the database: LISTEN/NOTIFY
+            from synctv.bus_postgres import PostgresBus
+
+            self.bus = PostgresBus(url.dsn)
+            await self.bus.start()
+        else:
+            self.bus = InProcessBus()
+        providers = default_providers()
+        self._start_live(providers)
         actions = Actions(
             store=self.store,
             clock=ServerClock(),
             secret=self.secret,
-            bus=InProcessBus(),
-            providers=default_providers(),
+            bus=self.bus,
+            providers=providers,
         )
-        self.site = build_site(actions, web_dir=web_dir())
+        self.site = build_site(actions, web_dir=web_dir(), live=self.live)
+        await self._open_proxy(actions)
+        await self._open_displays(actions)
+        self._mount_realtime(actions)
         self.http_gate.site = self.site
         self.site.doStart()
         assert self.http_port is not None
@@ -162,6 +182,69 @@ class SynctvService(service.MultiService):
             db=url.redacted(),
             data=str(self.config.data),
         )
+
+    async def _open_proxy(self, actions: Any) -> None:
+        """The media proxy (slice cache under <data>/cache when [proxy] cache = "file")."""
+        from twisted.internet import reactor
+
+        from synctv.proxy.gateway import open_media_proxy
+
+        self.proxy = await open_media_proxy(self.config.proxy, data_dir=self.config.data, secret=self.secret,
+                                            reactor=reactor, public_url=self.config.public_url)
+        self.proxy.attach(actions)
+        actions.proxy_links = self.proxy.links  # PlaybackInfo then offers signed proxy URLs
+        self.site.api.proxy = self.proxy
+
+    async def _open_displays(self, actions: Any) -> None:
+        """Display screens, events, UDP trigger ports, uploads and the end-of-video worker."""
+        from twisted.internet import reactor
+
+        from synctv.displays.runtime import DisplayRuntime
+
+        self.displays = DisplayRuntime(
+            actions=actions, secret=self.secret, data_dir=self.config.data, web_dir=web_dir(), reactor=reactor,
+            lan_networks=self.config.triggers.lan_networks, public_url=self.config.public_url,
+            max_video_bytes=self.config.displays.max_video_bytes,
+            max_image_bytes=self.config.displays.max_image_bytes, registry=self.site.api.metrics.registry,
+        )
+        self.displays.attach(self.site)
+        await self.displays.start()
+
+    def _mount_realtime(self, actions: Any) -> None:
+        """The WebSocket endpoint /ws/rooms/{room} in the Site, and its connection runtime."""
+        import attrs
+        from twisted.internet import reactor
+
+        from synctv.core.realtime import RealtimeLimits
+        from synctv.realtime.resource import build_realtime
+
+        limits = RealtimeLimits(**attrs.asdict(self.config.realtime))
+        displays = self.displays.display_authenticator if self.displays is not None else None
+        self.realtime, ws = build_realtime(actions, limits, reactor=reactor, display_authenticator=displays)
+        self.site.mount_ws(ws)
+        self.realtime.start()
+        if self.displays is not None:  # a screen's online status and telemetry come from its sockets
+            status = self.realtime.display_status
+            self.displays.displays.presence = lambda display_id: status(display_id) or {"online": False}
+
+    def _start_live(self, providers: Any) -> None:
+        """The live hub (streams, keys, live proxy), its providers, and RTMP connections to it."""
+        from twisted.internet import reactor
+
+        from synctv.core.clock import ServerClock
+        from synctv.live.node import build_live_hub, node_id, register_live_providers
+        from synctv.live.rtmp.protocol import RTMPFactory
+
+        assert self.http_port is not None and self.rtmp_port is not None
+        http, rtmp = self.http_port.getHost(), self.rtmp_port.getHost()
+        node_url = self.config.public_url or f"http://{getattr(http, 'host', '127.0.0.1')}:{getattr(http, 'port', 0)}"
+        self.live = build_live_hub(self.config, store=self.store, clock=ServerClock(), secret=self.secret,
+                                   reactor=reactor, node=node_id(getattr(http, "port", 0)), node_url=node_url)
+        self.live.rtmp_port = getattr(rtmp, "port", None)
+        register_live_providers(providers, self.live)
+        self.live.start()
+        self.rtmp_gate.site = RTMPFactory(self.live)
+        log.info("synctv serving RTMP on {host}:{port}", host=getattr(rtmp, "host", "?"), port=getattr(rtmp, "port", "?"))
 
     def _start_failed(self, failure: Any) -> None:
         from twisted.internet import reactor
@@ -175,9 +258,21 @@ class SynctvService(service.MultiService):
 
         if self.http_port is not None:
             await self.http_port.stopListening()
+        if self.rtmp_port is not None:
+            await self.rtmp_port.stopListening()
+        if self.live is not None:  # publishers get an onStatus and a close; FLV viewers an end
+            self.live.stop()
+        if self.realtime is not None:  # WebSockets: close 1001 before the HTTP drain
+            await self.realtime.close_all()
         if self.site is not None:
             await self.site.wait_idle(reactor, DRAIN_S)
+        if self.proxy is not None:  # upstream connections, then pending slice cache writes
+            await self.proxy.close()
+        if self.displays is not None:  # UDP trigger ports and end-of-video timers
+            await self.displays.stop()
         await super().stopService()
+        if hasattr(self.bus, "stop"):
+            await self.bus.stop()
         if self.store is not None:
             await self.store.close()
         log.info("synctv stopped")

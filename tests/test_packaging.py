@@ -43,6 +43,9 @@ def test_wheel_install_lists_plugin(tmp_path: Path) -> None:
     assert not (target / "twisted" / "plugins" / "__init__.py").exists()
     assert list((target / "synctv" / "store" / "migrations" / "sqlite").glob("0001_*.sql"))
     assert list((target / "synctv" / "store" / "migrations" / "postgres").glob("0001_*.sql"))
+    web = target / "share" / "synctv" / "web"
+    for name in ("index.html", "display.html", "js/realtime.js", "js/clock.js", "admin/index.html"):
+        assert (web / name).is_file(), name
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # the installed copy must come first, ahead of the checkout's editable path
     env["PYTHONPATH"] = str(target)

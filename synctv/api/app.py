@@ -137,6 +137,9 @@ class SynctvAPI:
 
             reactor = global_reactor  # type: ignore[assignment]
         self.actions = actions
+        self.live: Any = None  # the LiveHub, set by the Site builder (synctv.api.live_routes)
+        self.proxy: Any = None  # the MediaProxy, set by the Site builder (synctv.api.proxy_routes)
+        self.displays: Any = None  # the DisplayRuntime, attached by synctv.displays.runtime (display_routes)
         self.metrics = metrics if metrics is not None else HttpMetrics()
         self.reactor = reactor
         self._openapi = encode_json(build_openapi(self.table.docs))
@@ -291,7 +294,7 @@ class SynctvAPI:
     async def add_media(self, call: Call, room: str) -> Any:
         b = call.body
         item = await self.actions.add_media(
-            call.actor, room, url=b["url"], title=b.get("title"), provider=b["provider"],
+            call.actor, room, url=b.get("url", ""), title=b.get("title"), provider=b["provider"],
             provider_data=b["provider_data"], headers=b["headers"], subtitles=_subtitles(b["subtitles"]),
             duration=b.get("duration"),
         )
@@ -380,3 +383,8 @@ class SynctvAPI:
         self.log.failure("unhandled error answering {method} {path}", failure,
                          method=request.method, path=request.path)
         return write_error(request, "internal", "the server failed to answer; the error is logged")
+
+
+from synctv.api import display_routes as _display_routes  # noqa: E402,F401 -- registers the display routes
+from synctv.api import live_routes as _live_routes  # noqa: E402,F401 -- registers the live routes
+from synctv.api import proxy_routes as _proxy_routes  # noqa: E402,F401 -- registers the proxy routes

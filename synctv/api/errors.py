@@ -25,6 +25,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "rate_limited": 429,
     "internal": 500,
     "unavailable": 503,
+    "bad_gateway": 502,
+    "gateway_timeout": 504,
 }
 JSON_CONTENT_TYPE = b"application/json; charset=utf-8"
 

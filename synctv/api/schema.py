@@ -434,7 +434,8 @@ MEMBER_PATCH = Schema(name="MemberPatch", fields={
                         optional=True),
 })
 MEDIA_CREATE = Schema(name="MediaCreate", fields={
-    "url": URL, "title": attrs.evolve(TITLE, optional=True),
+    "url": attrs.evolve(URL, optional=True, description="required by every provider but rtmp"),
+    "title": attrs.evolve(TITLE, optional=True),
     "provider": Str(min_len=1, max_len=32, pattern=r"^[a-z][a-z0-9_]*$", default="direct"),
     "provider_data": attrs.evolve(SETTINGS, default={}), "headers": attrs.evolve(HEADERS, default={}),
     "subtitles": List(of=SUBTITLE, max_items=32, default=[]),

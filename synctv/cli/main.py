@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, TextIO
 
 from synctv.cli import output
+from synctv.cli import stream as stream_output
 from synctv.cli.client import (
     DEFAULT_SERVER,
     DEFAULT_TIMEOUT,
@@ -70,6 +71,8 @@ COMMANDS: dict[tuple[str, ...], Command] = {}
 GROUP_HELP = {
     "user": "manage users (site admins)", "room": "create, list, join and delete rooms",
     "media": "a room's playlist", "playback": "a room's playback state", "db": "local database tasks",
+    "stream": "live streams: RTMP keys and stream info",
+    "cache": "the media proxy's slice cache (site admins)",
 }
 
 
@@ -277,6 +280,27 @@ def media_remove(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     return ctx.client.delete(api_path("rooms", args.room, "media", args.media))
 
 
+@command("stream key", "an rtmp item's RTMP URL and stream key (issued on first use)",
+         arg("room", help="id or name"), arg("media", help="media id"),
+         arg("--rotate", action="store_true", help="replace the key; a publish with the old one stops"),
+         plain=stream_output.render_stream_key)
+def stream_key(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    path = api_path("rooms", args.room, "media", args.media, "stream-key")
+    return ctx.client.post(path + ("?rotate=1" if args.rotate else ""))
+
+
+@command("stream revoke", "revoke an rtmp item's stream key (a publish with it stops)",
+         arg("room", help="id or name"), arg("media", help="media id"), plain=stream_output.render_revoked)
+def stream_revoke(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    return ctx.client.delete(api_path("rooms", args.room, "media", args.media, "stream-key"))
+
+
+@command("stream info", "a live item's stream: state, codecs, bitrate, viewers",
+         arg("room", help="id or name"), arg("media", help="media id"), plain=stream_output.render_stream_info)
+def stream_info(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    return ctx.client.get(api_path("rooms", args.room, "media", args.media, "stream"))
+
+
 @command("playback show", "a room's playback state", arg("room", help="id or name"),
          plain=output.playback_line)
 def playback_show(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
@@ -302,6 +326,33 @@ def playback_set(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     if not steps:
         raise UsageError("playback set: nothing to change; give --media, --position, --play, --pause or --rate")
     return ctx.client.update_playback(args.room, steps)
+
+
+@command("watch", "print a room's playback state, then each change, until Ctrl-C",
+         arg("room", help="id or name"), arg("--retries", type=int, default=5, metavar="N",
+                                             help="reconnection attempts after the connection is lost"))
+def watch(ctx: Context, args: argparse.Namespace) -> Any:
+    from synctv.cli.watch import watch_room  # imports Twisted, so only here
+
+    watch_room(ctx.client, args.room, json_mode=args.json, out=sys.stdout, retries=max(0, args.retries))
+    return None  # it printed as it went
+
+
+def _cache_line(d: dict[str, Any]) -> str:
+    c = d.get("cache") or {}
+    head = "purged; " if d.get("purged") else ""
+    return (f"{head}{c.get('backend')} cache: {c.get('entries')} slices, {c.get('bytes')} of {c.get('max_bytes')} "
+            f"bytes, {c.get('hits')} hits, {c.get('misses')} misses, {c.get('evictions')} evictions")
+
+
+@command("cache stats", "the media proxy's slice cache: size, hits, misses (site admins)", plain=_cache_line)
+def cache_stats(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    return ctx.client.get("/api/admin/cache")
+
+
+@command("cache purge", "empty the media proxy's slice cache (site admins)", plain=_cache_line)
+def cache_purge(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    return ctx.client.delete("/api/admin/cache")
 
 
 @command("db migrate", "apply database migrations locally (no server needed)",
@@ -388,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd: Command = args.command
     try:
         data = cmd.handler(ctx, args)
-        output.emit(data, cmd.plain, json_mode=args.json, out=sys.stdout)
+        if data is not None:  # None: the verb printed its own output (watch)
+            output.emit(data, cmd.plain, json_mode=args.json, out=sys.stdout)
     except CLIError as exc:
         print(f"synctv: {' '.join(exc.message.split())}", file=sys.stderr)
         return exc.exit_code
@@ -400,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     return EXIT_OK
 
+
+
+from synctv.cli import displays as _displays  # noqa: E402,F401 -- registers display, event and video verbs
 
 if __name__ == "__main__":
     sys.exit(main())

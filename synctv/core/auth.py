@@ -63,8 +63,14 @@ def new_id() -> str:
     return secrets.token_hex(12)
 
 
-def new_password() -> str:
-    return secrets.token_urlsafe(18)
+PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_password(length: int = 24) -> str:
+    """A random password of letters and digits (~136 bits at 24 characters), safe to paste
+    into a shell or after ``--password`` (it can never start with ``-``); no look-alikes (l, 1,
+    I, O, 0)."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
 
 
 @attrs.frozen
@@ -110,3 +116,59 @@ def sign(secret: str, message: str) -> str:
 
 def check_signature(secret: str, message: str, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, message), signature)
+
+
+# -- display tokens --------------------------------------------------------------------------
+# A screen of a display room holds a token for its display id (from POST
+# /api/displays/{public_id}/session). It starts with DISPLAY_TOKEN_PREFIX and its signature covers
+# a domain tag, so a display token never reads as a user token (three dot-separated parts: the
+# user-token reader calls it malformed) and a user token never reads as a display token.
+
+DISPLAY_TOKEN_PREFIX = "dsp."
+DISPLAY_TOKEN_TTL_MS = 7 * 24 * 3600 * 1000
+_DISPLAY_DOMAIN = b"synctv-display-token\x00"
+
+
+@attrs.frozen
+class DisplayClaims:
+    display_id: str
+    expires_ms: int
+
+
+def is_display_token(token: str) -> bool:
+    return token.startswith(DISPLAY_TOKEN_PREFIX)
+
+
+def issue_display_token(
+    secret: str, display_id: str, now_ms: int, ttl_ms: int = DISPLAY_TOKEN_TTL_MS
+) -> tuple[str, int]:
+    """Return ``(token, expires_ms)`` for the screen ``display_id``."""
+    if ":" in display_id:
+        raise ValueError("a display id must not contain ':'")
+    expires = now_ms + ttl_ms
+    payload = f"{display_id}:{expires}".encode()
+    sig = hmac.new(secret.encode(), _DISPLAY_DOMAIN + payload, hashlib.sha256).digest()
+    return f"{DISPLAY_TOKEN_PREFIX}{_b64(payload)}.{_b64(sig)}", expires
+
+
+def read_display_token(secret: str, token: str, now_ms: int) -> DisplayClaims:
+    """Check a display token's signature and expiry; the caller checks the display still exists."""
+    if not is_display_token(token):
+        raise Unauthorized("not a display token")
+    try:
+        payload_b64, sig_b64 = token[len(DISPLAY_TOKEN_PREFIX):].split(".")
+        payload = _unb64(payload_b64)
+        sig = _unb64(sig_b64)
+    except (ValueError, TypeError):
+        raise Unauthorized("the display token is malformed; open a new display session") from None
+    expected = hmac.new(secret.encode(), _DISPLAY_DOMAIN + payload, hashlib.sha256).digest()
+    if not hmac.compare_digest(sig, expected):
+        raise Unauthorized("the display token is not valid; open a new display session")
+    try:
+        display_id, expires = payload.decode("ascii").split(":")
+        claims = DisplayClaims(display_id, int(expires))
+    except (ValueError, UnicodeDecodeError):
+        raise Unauthorized("the display token is malformed; open a new display session") from None
+    if claims.expires_ms <= now_ms:
+        raise Unauthorized("the display token has expired; open a new display session")
+    return claims

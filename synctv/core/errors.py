@@ -77,3 +77,15 @@ class Unavailable(DomainError):
     """A dependency (database, upstream) is not answering; retrying later may work."""
 
     code = "unavailable"
+
+
+class BadGateway(DomainError):
+    """An upstream (a media server the proxy fetches from) failed or answered something unusable."""
+
+    code = "bad_gateway"
+
+
+class GatewayTimeout(DomainError):
+    """An upstream did not answer in time."""
+
+    code = "gateway_timeout"

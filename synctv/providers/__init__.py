@@ -10,14 +10,17 @@ from synctv.providers.base import (
     ProviderRegistry,
 )
 from synctv.providers.direct import DirectProvider
+from synctv.providers.live import LivePullProvider, RTMPProvider  # registered by synctv.live.node
 
 __all__ = [
     "ClientProfile",
     "DirectProvider",
+    "LivePullProvider",
     "PlaybackInfo",
     "PlaybackResult",
     "Provider",
     "ProviderRegistry",
+    "RTMPProvider",
     "default_providers",
 ]
 

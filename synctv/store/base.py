@@ -7,8 +7,10 @@ from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 
+from synctv.core.displays import Display, DisplayEvent, Video
+from synctv.core.live import PublisherRecord, StreamKey
 from synctv.core.models import MediaItem, Member, PlaybackState, Room, User
-from synctv.store import sql
+from synctv.store import display_sql, sql
 from synctv.store.interface import UNSET
 from synctv.store.statements import Interaction
 
@@ -116,3 +118,89 @@ class SQLStore:
 
     def set_playback(self, room_id: str, state: PlaybackState, expected_version: int) -> Deferred[bool]:
         return self._run(sql.set_playback, room_id, state, expected_version)
+
+    def put_stream_key(self, key: StreamKey) -> Deferred[StreamKey]:
+        return self._run(sql.put_stream_key, key)
+
+    def get_stream_key(self, room_id: str, media_id: str) -> Deferred[StreamKey | None]:
+        return self._run(sql.get_stream_key, room_id, media_id)
+
+    def find_stream_key(self, key: str) -> Deferred[StreamKey | None]:
+        return self._run(sql.find_stream_key, key)
+
+    def delete_stream_key(self, room_id: str, media_id: str) -> Deferred[bool]:
+        return self._run(sql.delete_stream_key, room_id, media_id)
+
+    def claim_publisher(self, record: PublisherRecord, stale_before_ms: int) -> Deferred[PublisherRecord | None]:
+        return self._run(sql.claim_publisher, record, stale_before_ms)
+
+    def get_publisher(self, room_id: str, media_id: str) -> Deferred[PublisherRecord | None]:
+        return self._run(sql.get_publisher, room_id, media_id)
+
+    def release_publisher(self, room_id: str, media_id: str, node_id: str) -> Deferred[bool]:
+        return self._run(sql.release_publisher, room_id, media_id, node_id)
+
+    def touch_publishers(self, node_id: str, now_ms: int) -> Deferred[int]:
+        return self._run(sql.touch_publishers, node_id, now_ms)
+
+    # -- displays (synctv.store.display_sql) --------------------------------------------------------
+
+    def create_display(self, display: Display) -> Deferred[Display]:
+        return self._run(display_sql.create_display, display)
+
+    def get_display(self, display_id: str) -> Deferred[Display | None]:
+        return self._run(display_sql.get_display, display_id)
+
+    def get_display_by_name(self, name: str) -> Deferred[Display | None]:
+        return self._run(display_sql.get_display_by_name, name)
+
+    def get_display_by_public_id(self, public_id: str) -> Deferred[Display | None]:
+        return self._run(display_sql.get_display_by_public_id, public_id)
+
+    def list_displays(self) -> Deferred[list[Display]]:
+        return self._run(display_sql.list_displays)
+
+    def update_display(self, display_id: str, **fields: Any) -> Deferred[Display | None]:
+        return self._run(display_sql.update_display, display_id, fields)
+
+    def delete_display(self, display_id: str) -> Deferred[bool]:
+        return self._run(display_sql.delete_display, display_id)
+
+    def create_event(self, event: DisplayEvent) -> Deferred[DisplayEvent]:
+        return self._run(display_sql.create_event, event)
+
+    def get_event(self, event_id: str) -> Deferred[DisplayEvent | None]:
+        return self._run(display_sql.get_event, event_id)
+
+    def get_event_by_name(self, name: str) -> Deferred[DisplayEvent | None]:
+        return self._run(display_sql.get_event_by_name, name)
+
+    def list_events(self) -> Deferred[list[DisplayEvent]]:
+        return self._run(display_sql.list_events)
+
+    def update_event(self, event_id: str, **fields: Any) -> Deferred[DisplayEvent | None]:
+        return self._run(display_sql.update_event, event_id, fields)
+
+    def delete_event(self, event_id: str) -> Deferred[bool]:
+        return self._run(display_sql.delete_event, event_id)
+
+    def claim_event_trigger(self, event_id: str, expected_last: int | None, now_ms: int) -> Deferred[bool]:
+        return self._run(display_sql.claim_event_trigger, event_id, expected_last, now_ms)
+
+    def create_video(self, video: Video) -> Deferred[Video]:
+        return self._run(display_sql.create_video, video)
+
+    def get_video(self, video_id: str) -> Deferred[Video | None]:
+        return self._run(display_sql.get_video, video_id)
+
+    def list_videos(self) -> Deferred[list[Video]]:
+        return self._run(display_sql.list_videos)
+
+    def update_video(self, video_id: str, **fields: Any) -> Deferred[Video | None]:
+        return self._run(display_sql.update_video, video_id, fields)
+
+    def delete_video(self, video_id: str) -> Deferred[bool]:
+        return self._run(display_sql.delete_video, video_id)
+
+    def list_upload_media(self) -> Deferred[list[tuple[str, str, str]]]:
+        return self._run(display_sql.list_upload_media)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import attrs
 
 from synctv.core.errors import BadRequest, Conflict, NotFound
+from synctv.core.live import PublisherRecord, StreamKey
 from synctv.core.models import MediaItem, Member, PlaybackState, Room, Subtitle, User
 from synctv.core.permissions import Permission
 from synctv.store.interface import UNSET
@@ -478,3 +479,93 @@ def set_playback(room_id: str, state: PlaybackState, expected_version: int) -> I
         (*_playback_params(state), room_id, int(expected_version)),
     )
     return r.rowcount > 0
+
+
+# -- live: stream keys and publisher records ---------------------------------------------------
+
+STREAM_KEY_COLUMNS = "room_id, media_id, stream_key, created_at"
+PUBLISHER_COLUMNS = "room_id, media_id, node_id, node_url, started_at, heartbeat_at"
+
+
+def _stream_key(row: tuple[Any, ...]) -> StreamKey:
+    return StreamKey(room_id=row[0], media_id=row[1], key=row[2], created_at=int(row[3]))
+
+
+def _publisher(row: tuple[Any, ...]) -> PublisherRecord:
+    return PublisherRecord(
+        room_id=row[0], media_id=row[1], node_id=row[2], node_url=row[3],
+        started_at=int(row[4]), heartbeat_at=int(row[5]),
+    )
+
+
+def put_stream_key(key: StreamKey) -> Interaction[StreamKey]:
+    try:
+        yield Execute(
+            f"INSERT INTO stream_keys ({STREAM_KEY_COLUMNS}) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (room_id, media_id) DO UPDATE SET stream_key = excluded.stream_key, "
+            "created_at = excluded.created_at",
+            (key.room_id, key.media_id, key.key, key.created_at),
+        )
+    except IntegrityViolation as e:
+        if e.kind == "foreign_key":
+            raise NotFound(f"no media item {key.media_id!r} in room {key.room_id!r}") from None
+        if e.kind == "unique":
+            raise Conflict("that stream key is taken") from None
+        raise
+    return key
+
+
+def get_stream_key(room_id: str, media_id: str) -> Interaction[StreamKey | None]:
+    r = yield Execute(
+        f"SELECT {STREAM_KEY_COLUMNS} FROM stream_keys WHERE room_id = ? AND media_id = ?", (room_id, media_id)
+    )
+    return _first(r, _stream_key)
+
+
+def find_stream_key(key: str) -> Interaction[StreamKey | None]:
+    r = yield Execute(f"SELECT {STREAM_KEY_COLUMNS} FROM stream_keys WHERE stream_key = ?", (key,))
+    return _first(r, _stream_key)
+
+
+def delete_stream_key(room_id: str, media_id: str) -> Interaction[bool]:
+    r = yield Execute("DELETE FROM stream_keys WHERE room_id = ? AND media_id = ?", (room_id, media_id))
+    return r.rowcount > 0
+
+
+def claim_publisher(record: PublisherRecord, stale_before_ms: int) -> Interaction[PublisherRecord | None]:
+    """Record ``record`` unless another node holds a fresh claim; fire with the holder now."""
+    try:
+        yield Execute(
+            f"INSERT INTO live_publishers ({PUBLISHER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (room_id, media_id) DO UPDATE SET node_id = excluded.node_id, "
+            "node_url = excluded.node_url, started_at = excluded.started_at, "
+            "heartbeat_at = excluded.heartbeat_at "
+            "WHERE live_publishers.node_id = excluded.node_id OR live_publishers.heartbeat_at < ?",
+            (record.room_id, record.media_id, record.node_id, record.node_url, record.started_at,
+             record.heartbeat_at, int(stale_before_ms)),
+        )
+    except IntegrityViolation as e:
+        if e.kind == "foreign_key":
+            raise NotFound(f"no media item {record.media_id!r} in room {record.room_id!r}") from None
+        raise
+    return (yield from get_publisher(record.room_id, record.media_id))
+
+
+def get_publisher(room_id: str, media_id: str) -> Interaction[PublisherRecord | None]:
+    r = yield Execute(
+        f"SELECT {PUBLISHER_COLUMNS} FROM live_publishers WHERE room_id = ? AND media_id = ?", (room_id, media_id)
+    )
+    return _first(r, _publisher)
+
+
+def release_publisher(room_id: str, media_id: str, node_id: str) -> Interaction[bool]:
+    r = yield Execute(
+        "DELETE FROM live_publishers WHERE room_id = ? AND media_id = ? AND node_id = ?",
+        (room_id, media_id, node_id),
+    )
+    return r.rowcount > 0
+
+
+def touch_publishers(node_id: str, now_ms: int) -> Interaction[int]:
+    r = yield Execute("UPDATE live_publishers SET heartbeat_at = ? WHERE node_id = ?", (int(now_ms), node_id))
+    return r.rowcount

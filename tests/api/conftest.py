@@ -7,6 +7,7 @@ The reactor is imported inside the fixture only, never at module level.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import pytest_twisted
@@ -17,16 +18,18 @@ from synctv.core.clock import ManualClock
 from synctv.site import build_site
 from synctv.store.interface import Store
 from tests.api.api_support import WEB_DIR, Served, World, make_actions
+from tests.displays.support import attach_displays, stop_displays
 
 
 @pytest.fixture
-def world(store: Store) -> Iterator[World]:
+def world(store: Store, tmp_path: Path) -> Iterator[World]:
     clock = ManualClock()
     bus = InProcessBus()
     actions = make_actions(store, clock, bus)
     served = Served(build_site(actions, web_dir=WEB_DIR))
     w = World(store=store, clock=clock, actions=actions, site=served.site, client=served.client, bus=bus)
     w.served = served
+    w.extra["displays"] = attach_displays(served.site, actions, tmp_path / "data")
 
     async def populate() -> None:
         await w.add_user("root", "root")
@@ -36,4 +39,5 @@ def world(store: Store) -> Iterator[World]:
 
     pytest_twisted.blockon(Deferred.fromCoroutine(populate()))
     yield w
+    stop_displays(w.extra["displays"])
     pytest_twisted.blockon(Deferred.fromCoroutine(served.stop()))

@@ -14,7 +14,12 @@ ROUTES = SynctvAPI.table.docs
 AUTH_ROUTES = [r for r in ROUTES if r.auth]
 BODY_ROUTES = [r for r in ROUTES if r.body is not None]
 REF_ROUTES = [r for r in ROUTES if r.parameters]
-UNKNOWN = {"room": "no-such-room", "user": "no-such-user", "media": "no-such-media"}
+UNKNOWN = {"room": "no-such-room", "user": "no-such-user", "media": "no-such-media",
+           # display routes (synctv.api.display_routes)
+           "display": "no-such-display", "public_id": "no-such-public-id", "event": "no-such-event",
+           "event_id": "no-such-event", "name": "no-such-event", "video": "no-such-video",
+           # proxy routes (synctv.api.proxy_routes)
+           "kind": "no-such-kind", "index": "no-such-index"}
 VALID_BODIES = {
     ("POST", "/api/auth/login"): {"name": "alice", "password": "x"},
     ("POST", "/api/users"): {"name": "dave", "password": "12345678"},
@@ -27,6 +32,11 @@ VALID_BODIES = {
     ("PUT", "/api/rooms/{room}/media/order"): {"order": []},
     ("PATCH", "/api/rooms/{room}/media/{media}"): {"title": "t"},
     ("PATCH", "/api/rooms/{room}/playback-state"): {"action": "pause", "version": 0},
+    ("POST", "/api/displays"): {"name": "screen", "room": "wall"},
+    ("PATCH", "/api/displays/{display}"): {"name": "screen2"},
+    ("POST", "/api/events"): {"name": "show", "room": "wall", "media": "m"},
+    ("PATCH", "/api/events/{event}"): {"lead_ms": 1000},
+    ("PATCH", "/api/videos/{video}"): {"title": "t"},
 }
 
 
@@ -74,7 +84,7 @@ async def test_unknown_references_are_404(world, route):
     room = await world.room(name="existing")
     item = await world.media(room)
     for missing in route.parameters:
-        values = {"room": room["id"], "user": "bob", "media": item["id"]}
+        values = {**UNKNOWN, "room": room["id"], "user": "bob", "media": item["id"]}
         values[missing] = UNKNOWN[missing]
         await world.join("bob", room)
         body = VALID_BODIES.get((route.method, route.path))

@@ -313,13 +313,17 @@ async def test_openapi_references_resolve_and_bodies_are_described(world):
 
 @pytest_twisted.ensureDeferred
 async def test_static_files_are_served_without_listings(world):
-    """/ is web/index.html; an unknown file is 404; directories are never listed."""
+    """/ is web/index.html; /admin/ is the admin console's index; an unknown file is 404;
+    a directory without an index is 404, never a listing."""
     r = await world.client.get("/")
     assert r.status == 200
     assert r.header("Content-Type").startswith("text/html")
     assert b"synctv" in r.raw and b'href="/admin/"' in r.raw
     assert (await world.client.get("/nope.html")).status == 404
-    assert (await world.client.get("/admin/")).status == 404
+    admin = await world.client.get("/admin/")
+    assert admin.status == 200 and b"synctv" in admin.raw
+    listing = await world.client.get("/js/")
+    assert listing.status == 404 and b"clock.js" not in listing.raw
 
 
 class HeldResource(resource.Resource):

@@ -95,3 +95,15 @@ def test_ids_secrets_and_passwords_are_random_and_url_safe():
     for make in (auth.new_secret, auth.new_password):
         value = make()
         assert re.fullmatch(r"[A-Za-z0-9_-]{20,}", value) and value != make()
+
+
+def test_generated_passwords_are_shell_and_option_safe() -> None:
+    """Generated passwords (root's first one) are letters and digits only, never starting with
+    ``-``, so ``synctv login root --password "$(cat root-password)"`` always parses."""
+    from synctv.core.auth import PASSWORD_ALPHABET, new_password
+
+    seen = {new_password() for _ in range(200)}
+    assert len(seen) == 200
+    for password in seen:
+        assert len(password) == 24 and set(password) <= set(PASSWORD_ALPHABET)
+        assert password.isalnum()

@@ -12,19 +12,21 @@ from typing import Any
 
 import pytest
 
-from tests.integration.processes import SERVING, ServerProcess, child_env, twistd_args
+from tests.integration.processes import RTMP_SERVING, SERVING, ServerProcess, child_env, twistd_args
 
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Any]:
-    """A factory: ``start_server(data=None, db=None)`` -> a ready ServerProcess; all are killed after."""
+    """A factory: ``start_server(data=None, db=None, extra=())`` -> a ready ServerProcess (``extra``: more
+    twistd options, e.g. ``("--config", path)``); all are killed after."""
     started: list[ServerProcess] = []
 
-    def start(data: Path | None = None, db: str | None = None, timeout: float = 60.0) -> ServerProcess:
+    def start(data: Path | None = None, db: str | None = None, timeout: float = 60.0,
+              extra: tuple[str, ...] = ()) -> ServerProcess:
         data = data or tmp_path / "data"
         log = tmp_path / f"twistd-{len(started)}.log"
         out = open(log, "wb")
-        proc = subprocess.Popen(twistd_args(data, db), stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(twistd_args(data, db, *extra), stdout=out, stderr=subprocess.STDOUT,
                                 cwd=tmp_path, env=child_env())
         out.close()
         deadline = time.monotonic() + timeout
@@ -32,7 +34,9 @@ def start_server(tmp_path: Path) -> Iterator[Any]:
             text = log.read_text(errors="replace")
             match = SERVING.search(text)
             if match:
-                server = ServerProcess(proc, data, log, f"http://{match[1]}:{match[2]}")
+                rtmp = RTMP_SERVING.search(text)
+                server = ServerProcess(proc, data, log, f"http://{match[1]}:{match[2]}",
+                                       f"rtmp://{rtmp[1]}:{rtmp[2]}" if rtmp else None)
                 started.append(server)
                 return server
             if proc.poll() is not None:

@@ -17,6 +17,7 @@ import attrs
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 SERVING = re.compile(r"synctv serving HTTP on ([\d.]+):(\d+)")
+RTMP_SERVING = re.compile(r"synctv serving RTMP on ([\d.]+):(\d+)")
 
 
 @attrs.define
@@ -25,6 +26,7 @@ class ServerProcess:
     data: Path
     log: Path
     url: str
+    rtmp: str | None = None  # rtmp://host:port (the server's RTMP listener)
 
     def kill(self, sig: int = signal.SIGKILL) -> int:
         self.proc.send_signal(sig)
