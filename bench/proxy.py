@@ -47,8 +47,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from synctv.testing import wait_serving
+
 MIB = 1 << 20
-SERVING = re.compile(r"synctv serving HTTP on ([\d.]+):(\d+)")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -144,15 +145,7 @@ def start_synctv(workdir: Path, size: int, cache: str) -> tuple[subprocess.Popen
             [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile", "",
              "synctv", "--data", str(data), "--config", str(config), "--http", "tcp:0:interface=127.0.0.1",
              "--rtmp", "tcp:0:interface=127.0.0.1"], stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        m = SERVING.search(log.read_text(errors="replace"))
-        if m:
-            return proc, f"http://{m[1]}:{m[2]}", data
-        if proc.poll() is not None:
-            raise RuntimeError(f"twistd exited:\n{log.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.05)
-    raise RuntimeError("twistd did not start")
+    return proc, wait_serving(proc, log).http_url, data
 
 
 def api(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> Any:

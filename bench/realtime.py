@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from bench._realtime_load import WAIT_S, LeanClient, open_client, raise_fd_limit, worker
+from synctv.testing import ServerDidNotStart, wait_serving
 
-SERVING = re.compile(r"synctv serving HTTP on ([\d.]+):(\d+)")
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 GOALS = {"clients": 10_000, "p99_ms": 250.0, "rss_kib": 40.0, "cross_clients": 1_000, "cross_p99_ms": 50.0}
 
@@ -109,16 +109,10 @@ class Server:
         self.port = int(port)
 
     def _wait_ready(self, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = SERVING.search(self.log.read_text(errors="replace"))
-            if match:
-                return f"http://{match[1]}:{match[2]}"
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.label}: twistd exited {self.proc.returncode}:\n{self.tail()}")
-            time.sleep(0.05)
-        self.proc.kill()
-        raise RuntimeError(f"{self.label}: twistd did not start within {timeout:g}s:\n{self.tail()}")
+        try:
+            return wait_serving(self.proc, self.log, timeout).http_url
+        except ServerDidNotStart as e:
+            raise RuntimeError(f"{self.label}: {e}") from None
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
+from synctv.testing import wait_serving
 from tests.integration import conftest as integration
-from tests.integration.processes import SERVING, ServerProcess, child_env, twistd_args
+from tests.integration.processes import ServerProcess, child_env, twistd_args
 
 pytestmark = pytest.mark.integration
 
@@ -100,11 +101,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
             env=child_env(),
         )
     try:
-        deadline = time.monotonic() + 60
-        while not (match := SERVING.search(log.read_text(errors="replace"))):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.05)
-        yield ServerProcess(proc, folder / "data", log, f"http://{match[1]}:{match[2]}")
+        yield ServerProcess(proc, folder / "data", log, wait_serving(proc, log).http_url)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.processes import RTMP_SERVING, SERVING, ServerProcess, child_env, twistd_args
+from synctv.testing import ServerDidNotStart, wait_serving
+from tests.integration.processes import ServerProcess, child_env, twistd_args
 
 
 @pytest.fixture
@@ -29,21 +29,13 @@ def start_server(tmp_path: Path) -> Iterator[Any]:
         proc = subprocess.Popen(twistd_args(data, db, *extra), stdout=out, stderr=subprocess.STDOUT,
                                 cwd=tmp_path, env=child_env())
         out.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = log.read_text(errors="replace")
-            match = SERVING.search(text)
-            if match:
-                rtmp = RTMP_SERVING.search(text)
-                server = ServerProcess(proc, data, log, f"http://{match[1]}:{match[2]}",
-                                       f"rtmp://{rtmp[1]}:{rtmp[2]}" if rtmp else None)
-                started.append(server)
-                return server
-            if proc.poll() is not None:
-                pytest.fail(f"twistd exited with {proc.returncode}:\n{text}")
-            time.sleep(0.05)
-        proc.kill()
-        pytest.fail(f"twistd did not start within {timeout}s:\n{log.read_text(errors='replace')}")
+        try:
+            serving = wait_serving(proc, log, timeout)
+        except ServerDidNotStart as e:
+            pytest.fail(str(e))
+        server = ServerProcess(proc, data, log, serving.http_url, serving.rtmp_url)
+        started.append(server)
+        return server
 
     yield start
     for server in started:

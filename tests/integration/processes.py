@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -16,8 +15,6 @@ from typing import Any
 import attrs
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-SERVING = re.compile(r"synctv serving HTTP on ([\d.]+):(\d+)")
-RTMP_SERVING = re.compile(r"synctv serving RTMP on ([\d.]+):(\d+)")
 
 
 @attrs.define

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,8 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 
 from synctv.realtime.client import ConnectionLost, RealtimeClient, RealtimeError, Refused, connect
-from tests.integration.processes import SERVING, ServerProcess, child_env, twistd_args
+from synctv.testing import wait_serving
+from tests.integration.processes import ServerProcess, child_env, twistd_args
 
 pytestmark = pytest.mark.integration
 
@@ -48,11 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             env=child_env(),
         )
     try:
-        deadline = time.monotonic() + 60
-        while not (match := SERVING.search(log.read_text(errors="replace"))):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.05)
-        yield ServerProcess(proc, folder / "data", log, f"http://{match[1]}:{match[2]}")
+        yield ServerProcess(proc, folder / "data", log, wait_serving(proc, log).http_url)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

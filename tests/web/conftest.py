@@ -23,7 +23,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,8 @@ from typing import Any
 import attrs
 import pytest
 
-from tests.integration.processes import SERVING, ServerProcess, child_env, twistd_args
+from synctv.testing import ServerDidNotStart, wait_serving
+from tests.integration.processes import ServerProcess, child_env, twistd_args
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 OFFLINE = "http://synctv.test"
@@ -127,19 +127,13 @@ def launch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
         args[args.index("--http") + 1] = f"tcp:{port}:interface=127.0.0.1"
         with open(log, "wb") as out:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=logs, env=child_env())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = log.read_text(errors="replace")
-            match = SERVING.search(text)
-            if match:
-                server = ServerProcess(proc, data, log, f"http://{match[1]}:{match[2]}")
-                started.append(server)
-                return server
-            if proc.poll() is not None:
-                pytest.fail(f"twistd exited with {proc.returncode}:\n{text}")
-            time.sleep(0.05)
-        proc.kill()
-        pytest.fail(f"twistd did not start within {timeout}s:\n{log.read_text(errors='replace')}")
+        try:
+            serving = wait_serving(proc, log, timeout)
+        except ServerDidNotStart as e:
+            pytest.fail(str(e))
+        server = ServerProcess(proc, data, log, serving.http_url)
+        started.append(server)
+        return server
 
     yield launch
     for server in started:
