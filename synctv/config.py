@@ -16,6 +16,8 @@ from typing import Any
 
 import attrs
 
+from synctv.core.realtime import RealtimeConfig
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -54,20 +56,6 @@ class LiveConfig:
 
 
 @attrs.frozen
-class RealtimeConfig:
-    """``[realtime]``: the WebSocket limits (docs/realtime.md); counts are per node."""
-
-    max_frame_bytes: int = 64 * 1024
-    messages_per_s: float = 20.0
-    messages_burst: int = 40
-    max_connections_per_room: int = 5000
-    max_connections_per_user: int = 20
-    idle_s: float = 60.0
-    ping_s: float = 20.0
-    send_buffer_bytes: int = 1 << 20
-
-
-@attrs.frozen
 class DisplaysConfig:
     """``[displays]`` (docs/displays.md): upload size limits."""
 
@@ -85,7 +73,7 @@ class Config:
     proxy: ProxyConfig = ProxyConfig()
     triggers: TriggerConfig = TriggerConfig()
     live: LiveConfig = LiveConfig()
-    realtime: RealtimeConfig = RealtimeConfig()
+    realtime: RealtimeConfig = attrs.field(factory=RealtimeConfig)
     displays: DisplaysConfig = DisplaysConfig()
 
     @property

@@ -7,6 +7,7 @@ rules serve the HTTP PATCH, the WebSocket ``update`` and (later) display trigger
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -31,9 +32,13 @@ class Update:
     media_id: str | None = None
 
 
-def _number(body: dict[str, Any], name: str) -> float | None:
+def number_field(body: Mapping[str, Any], name: str, *, required: bool = False) -> float | None:
+    """``body[name]`` as a finite float, None when absent and not ``required``; a bool, a
+    non-number or an infinity is a BadRequest naming the field."""
     value = body.get(name)
     if value is None:
+        if required:
+            raise BadRequest(f"{name} is required", field=name)
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadRequest(f"{name} must be a number", field=name)
@@ -53,10 +58,10 @@ def parse_update(body: Any) -> Update:
     version = body.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise BadRequest("version must be the non-negative integer you based this on", field="version")
-    position = _number(body, "position")
+    position = number_field(body, "position")
     if position is not None and not 0 <= position <= MAX_POSITION:
         raise BadRequest("position must be between 0 and one year of seconds", field="position")
-    rate = _number(body, "rate")
+    rate = number_field(body, "rate")
     if rate is not None and not MIN_RATE <= rate <= MAX_RATE:
         raise BadRequest(f"rate must be within {MIN_RATE}-{MAX_RATE}", field="rate")
     media_id = body.get("media_id")

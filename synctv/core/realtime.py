@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
 from synctv.core.errors import BadRequest, PayloadTooLarge
-from synctv.core.playback import MAX_POSITION, Update, parse_update
+from synctv.core.playback import MAX_POSITION, Update, number_field, parse_update
 
 RESOURCES = ("playbackState", "playback", "presence", "chat")
 MAX_ID_CHARS = 64
@@ -27,9 +26,9 @@ MessageId = str | int | None
 
 
 @attrs.frozen
-class RealtimeLimits:
-    """Every bound of the realtime layer. The first eight come from the ``[realtime]`` config
-    section; the others are protocol constants published in ``welcome``."""
+class RealtimeConfig:
+    """The ``[realtime]`` config section: the operator's bounds (docs/realtime.md); counts are
+    per node. ``synctv.config`` reads it from the TOML file."""
 
     max_frame_bytes: int = 64 * 1024
     messages_per_s: float = 20.0
@@ -39,6 +38,13 @@ class RealtimeLimits:
     idle_s: float = 60.0
     ping_s: float = 20.0
     send_buffer_bytes: int = 1 << 20
+
+
+@attrs.frozen
+class RealtimeLimits(RealtimeConfig):
+    """Every bound of the realtime layer: the configured ones, then the protocol constants (some
+    published in ``welcome``)."""
+
     chat_max_chars: int = 500
     danmaku_max_chars: int = 100
     webrtc_max_bytes: int = 6 * 1024
@@ -172,20 +178,6 @@ def message_id(obj: Mapping[str, Any]) -> MessageId:
     raise BadRequest(f"id must be a string of at most {MAX_ID_CHARS} characters or an integer", field="id")
 
 
-def _number(obj: Mapping[str, Any], name: str, *, required: bool) -> float | None:
-    value = obj.get(name)
-    if value is None:
-        if required:
-            raise BadRequest(f"{name} is required", field=name)
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequest(f"{name} must be a number", field=name)
-    value = float(value)
-    if not math.isfinite(value):
-        raise BadRequest(f"{name} must be finite", field=name)
-    return value
-
-
 def _text(obj: Mapping[str, Any], name: str, max_chars: int) -> str:
     value = obj.get(name)
     if not isinstance(value, str):
@@ -240,7 +232,7 @@ def parse_message(obj: Mapping[str, Any], limits: RealtimeLimits) -> ClientMessa
     mid = message_id(obj)
     kind = obj.get("type")
     if kind == "time":
-        _number(obj, "t0", required=True)
+        number_field(obj, "t0", required=True)
         return TimeRequest(mid, obj["t0"])  # echoed as sent (an integer stays one)
     if kind == "observe":
         resource = _resource(obj)
@@ -254,14 +246,14 @@ def parse_message(obj: Mapping[str, Any], limits: RealtimeLimits) -> ClientMessa
         return ChatSend(mid, _text(obj, "text", limits.chat_max_chars))
     if kind == "danmaku":
         text = _text(obj, "text", limits.danmaku_max_chars)
-        at = _number(obj, "at", required=True)
+        at = number_field(obj, "at", required=True)
         assert at is not None
         if not 0 <= at <= MAX_POSITION:
             raise BadRequest("at must be a media position in seconds, not negative", field="at")
         return DanmakuSend(mid, text, at)
     if kind == "telemetry":
         return Telemetry(
-            mid, *(_number(obj, name, required=False) for name in ("drift_ms", "rate", "offset_ms", "rtt_ms"))
+            mid, *(number_field(obj, name) for name in ("drift_ms", "rate", "offset_ms", "rtt_ms"))
         )
     if kind == "webrtc":
         to = obj.get("to")

@@ -20,7 +20,8 @@ def _load(tmp_path: Path, text: str) -> object:
 
 
 def test_defaults_match_the_realtime_limits() -> None:
-    """RealtimeConfig's defaults are those of RealtimeLimits (the tap copies one into the other)."""
+    """RealtimeLimits extends the [realtime] config section, so the tap's copy of the configured
+    values into the limits keeps every default."""
     limits = RealtimeLimits(**attrs.asdict(RealtimeConfig()))
     assert limits == RealtimeLimits()
     assert limits.max_frame_bytes == 64 * 1024 and limits.messages_per_s == 20 and limits.messages_burst == 40
