@@ -180,6 +180,24 @@ def test_reconnect_reobserves_resyncs_and_emits_fresh_state(fake_page: Any) -> N
     assert result["synced"] and result["connected"]
 
 
+def test_set_token_is_used_by_the_next_reconnect(fake_page: Any) -> None:
+    """setToken leaves the open socket alone and offers the new bearer token on the next
+    reconnect (a display page refreshes its session token this way)."""
+    result = fake_page.evaluate("""async () => {
+      const { client, server, next } = await fakeServer();
+      await client.connect("/ws/rooms/r1", { token: "old" });
+      client.setToken("new");
+      const stillOpen = server.sockets[0].readyState;
+      const welcomed = next("welcome");
+      server.sockets[0].drop(1006);
+      await welcomed;
+      return { first: server.sockets[0].protocols, second: server.sockets[1].protocols, stillOpen };
+    }""")
+    assert result["stillOpen"] == 1
+    assert result["first"] == ["synctv.v1", "bearer.old"]
+    assert result["second"] == ["synctv.v1", "bearer.new"]
+
+
 def test_backoff_grows_with_jitter_and_caps(fake_page: Any) -> None:
     """Reconnect delays double per failed attempt up to the cap, with the jitter share random,
     and a successful welcome resets them."""

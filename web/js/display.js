@@ -201,8 +201,7 @@ export class DisplayPage {
     this._scheduleRefresh();
     const sameRoom = previous !== null && previous.room_id === session.room_id;
     if (this.client && sameRoom && !reconnect) {
-      // the next (re)connect uses the new token (realtime.js has no setter for it)
-      /** @type {any} */ (this.client)._token = session.token;
+      this.client.setToken(session.token); // used by the next (re)connect
       return;
     }
     if (this.client) this.client.close();

@@ -195,6 +195,14 @@ export class RealtimeClient extends EventTarget {
   // -- connection --------------------------------------------------------------------------------
 
   /**
+   * Replaces the token used by the next (re)connect; the open socket is left as it is.
+   * @param {string | null} token
+   */
+  setToken(token) {
+    this._token = token;
+  }
+
+  /**
    * Opens the connection; resolves with the first welcome. Reconnects until close().
    * @param {string} url ws:// or wss:// URL, or a path on the page's server
    * @param {ConnectOptions} [options]
