@@ -37,14 +37,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import math
 import os
-import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,9 +55,10 @@ from typing import Any
 
 import attrs
 
-SERVING = re.compile(r"synctv serving HTTP on ([\d.]+):(\d+)")
+from bench._sync_figures import FPS, SETTLE_S, Figures, analyse
+from synctv.testing import wait_serving
+
 SKEWS_MS = (0.0, 3000.0, -2000.0, 700.0, 1500.0, -500.0, 2500.0, -1200.0)
-FPS = 30
 PAYLOAD = "SHOW_START"
 GOALS = {"clock_p95_ms": 5.0, "frame_p99_ms": 17.0, "agreement": 0.95}
 VARIANTS = {
@@ -82,8 +80,6 @@ CHROMIUM_ARGS = [
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 ]
-SETTLE_S = 1.0  # figures count from this long after the start
-END_MARGIN_S = 0.5  # ... to this long before the end
 
 # Injected before the page's scripts: a wrong wall clock for the page, the true one for us, and a
 # recorder of the #video element on the true clock.
@@ -199,16 +195,7 @@ class Server:
         self.token = self.login()
 
     def _wait_ready(self, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = SERVING.search(self.log.read_text(errors="replace"))
-            if match:
-                return f"http://{match[1]}:{match[2]}"
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"twistd exited {self.proc.returncode}:\n{self.tail()}")
-            time.sleep(0.05)
-        self.proc.kill()
-        raise RuntimeError(f"twistd did not start within {timeout:g}s:\n{self.tail()}")
+        return wait_serving(self.proc, self.log, timeout).http_url
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -352,124 +339,6 @@ def wait_for(pages: Sequence[Any], predicate_js: str, timeout_s: float, what: st
                 f"{what}: {e.__class__.__name__}; page status {json.dumps(status)[:800]}; "
                 f"errors {page.page_errors[:3]}"
             ) from None
-
-
-# -- figures -------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-quantile (0..1) by linear interpolation; NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-@attrs.frozen
-class Spread:
-    """Percentiles of the absolute values and the signed mean, in ms."""
-
-    n: int
-    p50: float
-    p95: float
-    p99: float
-    mean: float
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> Spread:
-        size = [abs(v) for v in values]
-        mean = statistics.fmean(values) if values else math.nan
-        return cls(len(values), percentile(size, 0.5), percentile(size, 0.95), percentile(size, 0.99), mean)
-
-
-@attrs.frozen
-class PageFigures:
-    skew_ms: float
-    clock: Spread
-    frame: Spread
-    offset_error_ms: float | None  # the page's clock-sync offset plus its skew: its sync error
-    play_latency_ms: float | None
-    seeks: int
-
-
-@attrs.frozen
-class Figures:
-    variant: str
-    pages: list[PageFigures]
-    clock: Spread
-    frame: Spread
-    agreement: float
-    frames_compared: int
-    refresh_ms: float
-
-
-def expected_at(state: dict[str, Any], t_ms: float, duration_s: float) -> float:
-    """The state's expected position (seconds) at server time ``t_ms``, within [0, duration]."""
-    position = float(state["position"])
-    if state.get("playing") and t_ms > state["at_ms"]:
-        position += (t_ms - state["at_ms"]) / 1000 * float(state.get("rate", 1.0))
-    return min(max(position, 0.0), duration_s)
-
-
-def analyse(
-    variant: str,
-    state: dict[str, Any],
-    duration_s: float,
-    records: Sequence[dict[str, Any]],
-    skews: Sequence[float],
-    statuses: Sequence[dict[str, Any]],
-) -> Figures:
-    """The three figures from the pages' records (true-clock times in ms) and the started state."""
-    begin = state["at_ms"] + SETTLE_S * 1000
-    end = state["at_ms"] + (duration_s - END_MARGIN_S) * 1000 / float(state.get("rate", 1.0))
-    pages: list[PageFigures] = []
-    all_clock: list[float] = []
-    all_frame: list[float] = []
-    shown: list[dict[int, float]] = []  # per page: frame index -> true expectedDisplayTime
-    intervals: list[float] = []
-    for record, skew, status in zip(records, skews, statuses, strict=True):
-        raf, frames = record["raf"], record["frames"]
-        clock = []
-        stamps = []
-        for i in range(0, len(raf), 5):
-            t, current, paused, _rate, stamp = raf[i : i + 5]
-            stamps.append(stamp)
-            if begin <= t <= end and not paused:
-                clock.append((current - expected_at(state, t, duration_s)) * 1000)
-        intervals += [b - a for a, b in itertools.pairwise(stamps) if 0 < b - a < 50]
-        frame = []
-        first_shown: dict[int, float] = {}
-        for i in range(0, len(frames), 4):
-            edt, media_time, _presented, _now = frames[i : i + 4]
-            if begin <= edt <= end:
-                frame.append((media_time - expected_at(state, edt, duration_s)) * 1000)
-                first_shown.setdefault(round(media_time * FPS), edt)
-        shown.append(first_shown)
-        all_clock += clock
-        all_frame += frame
-        offset = status.get("offsetMs")
-        pages.append(
-            PageFigures(
-                skew_ms=skew,
-                clock=Spread.of(clock),
-                frame=Spread.of(frame),
-                offset_error_ms=None if offset is None else offset + skew,
-                play_latency_ms=status.get("playLatencyMs"),
-                seeks=int(status.get("counters", {}).get("seeks", 0)),
-            )
-        )
-    refresh = statistics.median(intervals) if intervals else 1000 / 60
-    common = set(shown[0]).intersection(*shown[1:]) if shown else set()
-    same = sum(1 for k in common if max(s[k] for s in shown) - min(s[k] for s in shown) < refresh / 2)
-    agreement = same / len(common) if common else math.nan
-    return Figures(
-        variant, pages, Spread.of(all_clock), Spread.of(all_frame), agreement, len(common), refresh
-    )
-
-
-# -- one run -------------------------------------------------------------------------------------
 
 
 def run_variant(
