@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from synctv.testing import wait_serving
 from tests.integration import conftest as integration
-from tests.integration.processes import ServerProcess, child_env, twistd_args
+from tests.integration.processes import ServerProcess, child_env, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -90,21 +89,8 @@ def watch_env(config_home: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One real server for the tests that do not stop it."""
-    folder = tmp_path_factory.mktemp("watch-server")
-    log = folder / "twistd.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            twistd_args(folder / "data", None),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=folder,
-            env=child_env(),
-        )
-    try:
-        yield ServerProcess(proc, folder / "data", log, wait_serving(proc, log).http_url)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    with running_server(tmp_path_factory.mktemp("watch-server")) as server:
+        yield server
 
 
 def prepare(server: ServerProcess, tmp_path: Path) -> Iterator[Any]:

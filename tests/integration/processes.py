@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,10 +10,13 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
+
+from synctv.testing import wait_serving
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -58,3 +62,18 @@ def child_env() -> dict[str, str]:
     return env
 
 
+
+
+@contextlib.contextmanager
+def running_server(folder: Path) -> Iterator[ServerProcess]:
+    """One real server with its data and log under ``folder``, stopped with SIGTERM on exit
+    (for module-scoped fixtures whose tests never stop it)."""
+    log = folder / "twistd.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(twistd_args(folder / "data", None), stdout=out, stderr=subprocess.STDOUT,
+                                cwd=folder, env=child_env())
+    try:
+        yield ServerProcess(proc, folder / "data", log, wait_serving(proc, log).http_url)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -6,8 +6,6 @@ expects (events, not time). Bounds are generous sanity limits, never performance
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,8 +16,7 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 
 from synctv.realtime.client import ConnectionLost, RealtimeClient, RealtimeError, Refused, connect
-from synctv.testing import wait_serving
-from tests.integration.processes import ServerProcess, child_env, twistd_args
+from tests.integration.processes import ServerProcess, running_server
 
 pytestmark = pytest.mark.integration
 
@@ -37,21 +34,8 @@ class Room:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One real server for the module (each test makes its own room)."""
-    folder = tmp_path_factory.mktemp("client-server")
-    log = folder / "twistd.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            twistd_args(folder / "data", None),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=folder,
-            env=child_env(),
-        )
-    try:
-        yield ServerProcess(proc, folder / "data", log, wait_serving(proc, log).http_url)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    with running_server(tmp_path_factory.mktemp("client-server")) as server:
+        yield server
 
 
 @pytest.fixture
