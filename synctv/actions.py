@@ -14,6 +14,18 @@ Decisions taken here where docs/api.md is silent:
 - members: the creator cannot be removed, demoted or have permissions changed; nobody can be made
   ``creator``. Changing a role without naming permissions resets them to the role's defaults.
 - ``{room}`` / ``{user}`` references are tried as an id first, then as a name.
+
+The one way into a room: every route, WebSocket connection, proxy URL and live URL that acts in
+a room goes through ``access`` (or ``access_media``): the room by id or name (404 first), then
+membership (site admins are members of every room) and the permission the use needs (403).
+
+Password guesses (login, room passwords) are throttled by ``synctv.core.throttle`` before any
+hashing, and hashing runs on ``synctv.passwords.PasswordHasher``'s own bounded pool.
+
+Media secrets: header values of an item (cookies, tokens for the upstream) are shown only to
+members with ``manage_media`` (``MediaView``), and a ``direct`` PlaybackInfo that carries header
+values goes only to such members whose client declared ``headers=1``; everyone else plays
+through the proxy, which sends the headers itself.
 """
 
 from __future__ import annotations
@@ -26,12 +38,12 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 from twisted.internet.defer import Deferred
-from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from synctv.bus import Bus, room_channel
 from synctv.core import auth, permissions, playback
 from synctv.core.clock import Clock
+from synctv.core.displays import DISPLAY_USER_PREFIX, display_stand_in
 from synctv.core.errors import (
     BadRequest,
     Conflict,
@@ -43,7 +55,9 @@ from synctv.core.errors import (
 )
 from synctv.core.models import MediaItem, Member, PlaybackState, Room, Subtitle, User
 from synctv.core.permissions import DEFAULT_PERMISSIONS, Permission
-from synctv.providers.base import ClientProfile, PlaybackResult, ProviderRegistry
+from synctv.core.throttle import PasswordThrottle
+from synctv.passwords import PasswordHasher
+from synctv.providers.base import ClientProfile, PlaybackInfo, PlaybackResult, ProviderRegistry, UrlSigner
 from synctv.store.interface import UNSET, Store
 
 _P = ParamSpec("_P")
@@ -91,6 +105,39 @@ class RoomView:
 
     room: Room
     member: Member | None
+    actor: User | None = None
+
+    def may(self, needed: Permission) -> bool:
+        """Whether the actor holds ``needed`` here (site admins hold every permission)."""
+        if self.actor is None:
+            return False
+        granted = permissions.effective_permissions(
+            self.actor.role, self.member.permissions if self.member else None)
+        return needed in granted
+
+
+@attrs.frozen
+class MediaView:
+    """A media item as one member sees it: header values only with ``manage_media``."""
+
+    item: MediaItem
+    header_values: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return self.item.to_json(header_values=self.header_values)
+
+
+@attrs.frozen
+class Viewer:
+    """Who a PlaybackResult is made for: a user (or a display's stand-in) and their client."""
+
+    user: User
+    member: Member | None
+    profile: ClientProfile
+
+    def may(self, needed: Permission) -> bool:
+        granted = permissions.effective_permissions(self.user.role, self.member.permissions if self.member else None)
+        return needed in granted
 
 
 class Actions:
@@ -106,27 +153,33 @@ class Actions:
         providers: ProviderRegistry,
         scrypt_n: int = auth.SCRYPT_N,
         token_ttl_ms: int = auth.TOKEN_TTL_MS,
-        run_in_thread: Callable[..., Deferred[Any]] = deferToThread,
-        proxy_links: Any = None,
+        hasher: PasswordHasher | None = None,
+        throttle: PasswordThrottle | None = None,
+        signers: Mapping[str, UrlSigner] | None = None,
+        proxy_links: UrlSigner | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.bus = bus
         self.providers = providers
         self._secret = secret
-        self._scrypt_n = scrypt_n
         self._token_ttl_ms = token_ttl_ms
-        self._run_in_thread = run_in_thread
-        self.proxy_links = proxy_links  # synctv.proxy.links.ProxyLinks; None: no proxy mode offered
+        self.hasher = hasher if hasher is not None else PasswordHasher(scrypt_n=scrypt_n)
+        self.throttle = throttle if throttle is not None else PasswordThrottle()
+        # who signs what PlaybackInfo.signer names ("proxy": synctv.proxy.links, "live":
+        # synctv.live.links); an info whose signer is missing is not offered (that part is off)
+        self.signers: dict[str, UrlSigner] = dict(signers or {})
+        if proxy_links is not None:
+            self.signers["proxy"] = proxy_links
         self._dummy_hash: str | None = None
 
     # -- helpers --------------------------------------------------------------------------------
 
     async def _hash(self, password: str) -> str:
-        return await self._run_in_thread(auth.hash_password, password, n=self._scrypt_n)
+        return await self.hasher.hash(password)
 
     async def _verify(self, password: str, encoded: str) -> bool:
-        return bool(await self._run_in_thread(auth.verify_password, password, encoded))
+        return await self.hasher.verify(password, encoded)
 
     def _publish(self, room_id: str, message: dict[str, Any]) -> None:
         message = {**message, "room_id": room_id}
@@ -143,25 +196,70 @@ class Actions:
             raise NotFound(f"no user {_show(ref)}")
         return user
 
-    async def _room_by_ref(self, ref: str) -> Room:
+    # -- the one way into a room ----------------------------------------------------------------
+
+    async def find_room(self, ref: str, *, kind: str | None = None, field: str | None = None) -> Room:
+        """The room ``ref`` names (an id, then a name); NotFound, or BadRequest when it is not
+        of ``kind``. Only for callers that authorize otherwise (a signature, a display token)."""
         room = await self.store.get_room(ref) or await self.store.get_room_by_name(ref)
         if room is None:
-            raise NotFound(f"no room {_show(ref)}")
+            raise NotFound(f"no room {_show(ref)}", field=field)
+        if kind is not None and room.kind != kind:
+            hint = " (synctv room create NAME --kind display)" if kind == "display" else ""
+            raise BadRequest(f"room {_show(room.name)} is a {room.kind} room; this needs a {kind} room{hint}",
+                             field=field or "room")
         return room
 
     async def _view(self, actor: User, ref: str) -> RoomView:
-        room = await self._room_by_ref(ref)
+        room = await self.find_room(ref)
         member = await self.store.get_member(room.id, actor.id)
-        return RoomView(room, _named(member, actor))
+        return RoomView(room, _named(member, actor), actor)
 
-    @staticmethod
-    def _require(actor: User, member: Member | None, needed: Permission, what: str) -> None:
-        permissions.require(actor.role, member.permissions if member else None, needed, what)
+    async def access(
+        self, actor: User, ref: str, *, to: str, needs: Permission | None = None, kind: str | None = None,
+    ) -> RoomView:
+        """The room ``ref`` as ``actor`` may use it ``to`` do something (the words of a refusal).
 
-    @staticmethod
-    def _require_member(actor: User, member: Member | None, what: str) -> None:
-        if member is None and not permissions.is_site_admin(actor.role):
-            raise Forbidden(f"join the room first to {what}")
+        NotFound for an unknown room (before anything else); Forbidden unless ``actor`` is a
+        member or a site admin, and, with ``needs``, holds that permission (site admins hold all).
+        """
+        view = await self._view(actor, ref)
+        if kind is not None and view.room.kind != kind:
+            await self.find_room(view.room.id, kind=kind)  # raises the explanation
+        member_permissions = view.member.permissions if view.member else None
+        if needs is not None:
+            permissions.require(actor.role, member_permissions, needs, to)
+        elif view.member is None and not permissions.is_site_admin(actor.role):
+            raise Forbidden(f"join the room first to {to}")
+        return view
+
+    async def access_media(
+        self, actor: User, ref: str, media_id: str, *, to: str, needs: Permission | None = None,
+        field: str | None = None,
+    ) -> tuple[RoomView, MediaItem]:
+        """``access`` and then the room's media item ``media_id`` (NotFound when it has none)."""
+        view = await self.access(actor, ref, to=to, needs=needs)
+        return view, await self._media(view.room.id, media_id, field=field)
+
+    async def find_media(self, ref: str, media_id: str) -> tuple[Room, MediaItem]:
+        """The room and its item, NotFound for either; for signed URLs, which are checked next
+        and then authorized with ``access_by_grant``."""
+        room = await self.find_room(ref)
+        return room, await self._media(room.id, media_id)
+
+    async def access_by_grant(self, user_id: str, room: Room, *, to: str) -> RoomView:
+        """``room`` for the user a verified signed URL (proxy, live) was issued to: that user
+        must still exist and be in the room, or, for a display's stand-in (``display:ID``), the
+        display must still show this room (Forbidden otherwise)."""
+        if user_id.startswith(DISPLAY_USER_PREFIX):
+            display = await self.store.get_display(user_id[len(DISPLAY_USER_PREFIX):])
+            if display is None or display.room_id != room.id:
+                raise Forbidden("the display of this URL is gone or shows another room")
+            return RoomView(room, None, display_stand_in(display))
+        user = await self.store.get_user(user_id)
+        if user is None:
+            raise Forbidden("the user of this URL no longer exists")
+        return await self.access(user, room.id, to=to)
 
     async def _state(self, room_id: str) -> PlaybackState:
         state = await self.store.get_playback(room_id)
@@ -187,16 +285,23 @@ class Actions:
     # -- auth -----------------------------------------------------------------------------------
 
     @deferred
-    async def login(self, name: str, password: str) -> LoginResult:
+    async def login(self, name: str, password: str, *, source: str | None = None) -> LoginResult:
+        """A token for ``name``; failures count against the name and ``source`` (the client's
+        address) in ``self.throttle``, which refuses further attempts before any hashing."""
+        target, now = f"user\n{name}", self.clock()
+        self.throttle.check(target, source, now, "login")
         user = await self.store.get_user_by_name(name)
         if user is None:
             if self._dummy_hash is None:
                 self._dummy_hash = await self._hash(auth.new_password())
             await self._verify(password, self._dummy_hash)  # same cost as a real check
+            self.throttle.failed(target, source, now)
             raise Unauthorized("wrong name or password")
         if not await self._verify(password, user.password_hash):
+            self.throttle.failed(target, source, now)
             self.log.info("failed login for {user_name}", user_name=user.name)
             raise Unauthorized("wrong name or password")
+        self.throttle.succeeded(target)
         token, expires = auth.issue_token(
             self._secret, user.id, user.token_generation, self.clock(), self._token_ttl_ms
         )
@@ -326,8 +431,7 @@ class Actions:
         self, actor: User, ref: str, *, name: str = UNSET, password: str | None = UNSET,
         settings: Mapping[str, Any] = UNSET,
     ) -> Room:
-        view = await self._view(actor, ref)
-        self._require(actor, view.member, Permission.manage_room, "change the room")
+        view = await self.access(actor, ref, to="change the room", needs=Permission.manage_room)
         changes: dict[str, Any] = {}
         if name is not UNSET and name != view.room.name:
             changes["name"] = name
@@ -345,8 +449,7 @@ class Actions:
 
     @deferred
     async def delete_room(self, actor: User, ref: str) -> str:
-        view = await self._view(actor, ref)
-        self._require(actor, view.member, Permission.manage_room, "delete the room")
+        view = await self.access(actor, ref, to="delete the room", needs=Permission.manage_room)
         if not await self.store.delete_room(view.room.id):
             raise NotFound(f"no room {_show(ref)}")
         self.log.info("{actor} deleted room {room_name}", actor=actor.name, room_name=view.room.name)
@@ -354,7 +457,9 @@ class Actions:
         return view.room.id
 
     @deferred
-    async def join(self, actor: User, ref: str, password: str | None = None) -> RoomView:
+    async def join(self, actor: User, ref: str, password: str | None = None, *, source: str | None = None) -> RoomView:
+        """Join ``ref``; a wrong room password counts against the room and ``source`` (the
+        client's address) in ``self.throttle``."""
         view = await self._view(actor, ref)
         if view.member is not None:
             return view
@@ -363,8 +468,14 @@ class Actions:
         if room.password_hash is not None and not (is_creator or permissions.is_site_admin(actor.role)):
             if password is None:
                 raise Forbidden("this room needs a password", field="password")
+            target, now = f"room\n{room.id}", self.clock()
+            self.throttle.check(target, source, now, "room password")
             if not await self._verify(password, room.password_hash):
+                self.throttle.failed(target, source, now)
+                self.log.info("{actor} gave a wrong password for room {room_name}", actor=actor.name,
+                              room_name=room.name)
                 raise Forbidden("wrong room password", field="password")
+            self.throttle.succeeded(target)
         role = "creator" if is_creator else "member"
         member = Member(
             room_id=room.id, user_id=actor.id, role=role, permissions=DEFAULT_PERMISSIONS[role],
@@ -378,8 +489,7 @@ class Actions:
 
     @deferred
     async def list_members(self, actor: User, ref: str) -> list[Member]:
-        view = await self._view(actor, ref)
-        self._require_member(actor, view.member, "see its members")
+        view = await self.access(actor, ref, to="see its members")
         return await self.store.list_members(view.room.id)
 
     async def _target_member(self, room: Room, user_ref: str) -> tuple[User, Member]:
@@ -393,8 +503,7 @@ class Actions:
     async def update_member(
         self, actor: User, ref: str, user_ref: str, *, role: str = UNSET, permissions: Sequence[str] = UNSET,
     ) -> Member:
-        view = await self._view(actor, ref)
-        self._require(actor, view.member, Permission.manage_members, "change members")
+        view = await self.access(actor, ref, to="change members", needs=Permission.manage_members)
         user, target = await self._target_member(view.room, user_ref)
         if target.role == "creator":
             raise Forbidden("the room's creator cannot be changed")
@@ -415,9 +524,9 @@ class Actions:
 
     @deferred
     async def remove_member(self, actor: User, ref: str, user_ref: str) -> str:
-        view = await self._view(actor, ref)
-        if user_ref not in (actor.id, actor.name):
-            self._require(actor, view.member, Permission.manage_members, "remove members")
+        leaving = user_ref in (actor.id, actor.name)
+        view = await self.access(actor, ref, to="leave it" if leaving else "remove members",
+                                 needs=None if leaving else Permission.manage_members)
         user, target = await self._target_member(view.room, user_ref)
         if target.role == "creator":
             raise Forbidden("the room's creator cannot be removed")
@@ -429,16 +538,15 @@ class Actions:
     # -- media ----------------------------------------------------------------------------------
 
     @deferred
-    async def list_media(self, actor: User, ref: str) -> list[MediaItem]:
-        view = await self._view(actor, ref)
-        self._require_member(actor, view.member, "see its playlist")
-        return await self.store.list_media(view.room.id)
+    async def list_media(self, actor: User, ref: str) -> list[MediaView]:
+        view = await self.access(actor, ref, to="see its playlist")
+        shown = view.may(Permission.manage_media)
+        return [MediaView(item, shown) for item in await self.store.list_media(view.room.id)]
 
     @deferred
-    async def get_media(self, actor: User, ref: str, media_id: str) -> MediaItem:
-        view = await self._view(actor, ref)
-        self._require_member(actor, view.member, "see its media")
-        return await self._media(view.room.id, media_id)
+    async def get_media(self, actor: User, ref: str, media_id: str) -> MediaView:
+        view, item = await self.access_media(actor, ref, media_id, to="see its media")
+        return MediaView(item, view.may(Permission.manage_media))
 
     @deferred
     async def add_media(
@@ -446,8 +554,7 @@ class Actions:
         provider_data: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None,
         subtitles: Sequence[Subtitle] = (), duration: float | None = None,
     ) -> MediaItem:
-        view = await self._view(actor, ref)
-        self._require(actor, view.member, Permission.manage_media, "add media")
+        view = await self.access(actor, ref, to="add media", needs=Permission.manage_media)
         self.providers.require(provider).validate(url, provider_data or {})
         item = MediaItem(
             id=auth.new_id(), room_id=view.room.id, sort=0, title=title or title_from_url(url), url=url,
@@ -463,8 +570,7 @@ class Actions:
         self, actor: User, ref: str, media_id: str, *, title: str = UNSET, url: str = UNSET,
         headers: Mapping[str, str] = UNSET, subtitles: Sequence[Subtitle] = UNSET, duration: float | None = UNSET,
     ) -> MediaItem:
-        view = await self._view(actor, ref)
-        self._require(actor, view.member, Permission.manage_media, "change media")
+        view = await self.access(actor, ref, to="change media", needs=Permission.manage_media)
         item = await self._media(view.room.id, media_id)
         if url is not UNSET:
             provider = self.providers.get(item.provider)
@@ -488,8 +594,7 @@ class Actions:
     @deferred
     async def delete_media(self, actor: User, ref: str, media_id: str) -> str:
         """Remove an item; if it was playing, the playback state is cleared (a new version)."""
-        view = await self._view(actor, ref)
-        self._require(actor, view.member, Permission.manage_media, "remove media")
+        view = await self.access(actor, ref, to="remove media", needs=Permission.manage_media)
         if not await self.store.delete_media(view.room.id, media_id):
             raise NotFound(f"no media item {_show(media_id)} in this room")
         self._publish(view.room.id, {"type": "playlist"})
@@ -510,8 +615,7 @@ class Actions:
 
     @deferred
     async def reorder_media(self, actor: User, ref: str, order: Sequence[str]) -> list[MediaItem]:
-        view = await self._view(actor, ref)
-        self._require(actor, view.member, Permission.manage_media, "reorder media")
+        view = await self.access(actor, ref, to="reorder media", needs=Permission.manage_media)
         items = await self.store.reorder_media(view.room.id, list(order))
         if items is None:
             raise BadRequest("order must name every media item of the room exactly once", field="order")
@@ -522,16 +626,14 @@ class Actions:
 
     @deferred
     async def get_playback_state(self, actor: User, ref: str) -> PlaybackState:
-        view = await self._view(actor, ref)
-        self._require_member(actor, view.member, "see its playback")
+        view = await self.access(actor, ref, to="see its playback")
         return await self._state(view.room.id)
 
     @deferred
     async def update_playback(self, actor: User, ref: str, update: playback.Update) -> PlaybackState:
         """Apply ``update`` (from ``core.playback.parse_update``) by compare-and-set on the version."""
-        view = await self._view(actor, ref)
+        view = await self.access(actor, ref, to="control playback", needs=Permission.control_playback)
         room_id = view.room.id
-        self._require(actor, view.member, Permission.control_playback, "control playback")
         state = await self._state(room_id)
         duration: float | None = None
         if update.action == "media":
@@ -554,16 +656,54 @@ class Actions:
     async def playback_result(
         self, actor: User, ref: str, media_id: str, profile: ClientProfile
     ) -> PlaybackResult:
-        view = await self._view(actor, ref)
-        self._require_member(actor, view.member, "play its media")
-        item = await self._media(view.room.id, media_id)
+        """How ``actor``'s client (``profile``) can play the item: the one PlaybackResult that
+        ``GET .../playback`` answers and the WebSocket ``playback`` message carries."""
+        view, item = await self.access_media(actor, ref, media_id, to="play its media")
+        return (await self.playback_results(item, [Viewer(actor, view.member, profile)]))[0]
+
+    async def playback_results(self, item: MediaItem, viewers: Sequence[Viewer]) -> list[PlaybackResult]:
+        """One PlaybackResult of ``item`` per viewer (who must have passed ``access``).
+
+        The provider is asked once per distinct profile. Then each answer is made safe for its
+        viewer: entries naming a ``signer`` (proxy, live) become signed, expiring URLs bound to
+        the viewer (and are dropped when that signer is not running here), and a ``direct`` entry
+        that carries header values goes only to a viewer with ``manage_media`` whose client said
+        ``headers=1``; subtitles carrying header values are dropped from other direct entries.
+        """
         provider = self.providers.get(item.provider)
         if provider is None:
             raise Unavailable(f"the {item.provider!r} provider is not available on this server")
-        result = await provider.playback(item, profile, self.clock())
-        if self.proxy_links is None:  # a provider's "proxy" infos name upstreams: only the proxy may use them
-            return attrs.evolve(result, infos=tuple(i for i in result.infos if i.mode != "proxy"))
-        return self.proxy_links.sign_result(result, room_id=view.room.id, user_id=actor.id, now_ms=self.clock())
+        now = self.clock()
+        by_profile: dict[ClientProfile, PlaybackResult] = {}
+        for viewer in viewers:
+            if viewer.profile not in by_profile:
+                by_profile[viewer.profile] = await provider.playback(item, viewer.profile, now)
+        results = []
+        for viewer in viewers:
+            result = by_profile[viewer.profile]
+            infos = []
+            for info in result.infos:
+                safe = _safe_info(info, viewer)
+                if safe is not None and safe.signer is not None:
+                    signer = self.signers.get(safe.signer)
+                    safe = None if signer is None else signer.sign_info(
+                        safe, room_id=item.room_id, media_id=item.id, user_id=viewer.user.id, now_ms=now)
+                if safe is not None:
+                    infos.append(safe)
+            results.append(attrs.evolve(result, infos=tuple(infos)))
+        return results
+
+
+def _safe_info(info: PlaybackInfo, viewer: Viewer) -> PlaybackInfo | None:
+    """``info`` as ``viewer`` may receive it (``Actions.playback_results``), or None."""
+    if info.signer is not None:
+        return info  # the server keeps the upstream and its headers; the viewer gets a signed URL
+    may_see = viewer.profile.can_send_headers is True and viewer.may(Permission.manage_media)
+    if info.headers and not may_see:
+        return None
+    if not may_see and any(s.headers for s in info.subtitles):
+        return attrs.evolve(info, subtitles=tuple(s for s in info.subtitles if not s.headers))
+    return info
 
 
 def _named(member: Member | None, user: User) -> Member | None:

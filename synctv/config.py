@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from synctv.core.realtime import RealtimeConfig
+from synctv.core.throttle import ThrottleConfig
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -75,6 +76,7 @@ class Config:
     live: LiveConfig = LiveConfig()
     realtime: RealtimeConfig = attrs.field(factory=RealtimeConfig)
     displays: DisplaysConfig = DisplaysConfig()
+    auth: ThrottleConfig = attrs.field(factory=ThrottleConfig)
 
     @property
     def database_url(self) -> str:
@@ -91,6 +93,10 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "segment_s": "num", "playlist_len": "int", "idle_s": "num", "gop_cache_bytes": "int",
         "viewer_buffer_bytes": "int", "hls_store": "str", "hls_max_bytes": "int", "link_ttl_s": "num",
         "pull_idle_s": "num", "rtmp_public_url": "str", "flush_ms": "int",
+    },
+    "auth": {
+        "max_failures": "int", "max_failures_per_address": "int", "failure_window_s": "num",
+        "hash_threads": "int", "hash_queue": "int",
     },
     "realtime": {
         "max_frame_bytes": "int", "messages_per_s": "num", "messages_burst": "int",
@@ -197,6 +203,15 @@ def _check_realtime(rt: RealtimeConfig) -> None:
         raise ConfigError("[realtime] send_buffer_bytes must be at least 4096")
 
 
+def _check_auth(auth: ThrottleConfig) -> None:
+    if not 1 <= auth.max_failures <= 1000 or not 1 <= auth.max_failures_per_address <= 100_000:
+        raise ConfigError("[auth] max_failures must be within 1-1000 and max_failures_per_address within 1-100000")
+    if not 1 <= auth.failure_window_s <= 24 * 3600:
+        raise ConfigError("[auth] failure_window_s must be between 1 second and 1 day")
+    if not 1 <= auth.hash_threads <= 64 or not 1 <= auth.hash_queue <= 10_000:
+        raise ConfigError("[auth] hash_threads must be within 1-64 and hash_queue within 1-10000")
+
+
 def _check_live(live: LiveConfig) -> None:
     if live.hls_store not in ("memory", "file"):
         raise ConfigError(f'[live] hls_store must be "memory" or "file", not {live.hls_store!r}')
@@ -232,6 +247,7 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
     live = LiveConfig(**sections.get("live", {}))
     realtime = RealtimeConfig(**sections.get("realtime", {}))
     displays = DisplaysConfig(**sections.get("displays", {}))
+    auth = ThrottleConfig(**sections.get("auth", {}))
     config = Config(
         data=data,
         http=server.get("http", "tcp:8080"),
@@ -243,6 +259,7 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
         live=live,
         realtime=realtime,
         displays=displays,
+        auth=auth,
     )
     if proxy.cache not in ("memory", "file"):
         raise ConfigError(f'[proxy] cache must be "memory" or "file", not {proxy.cache!r}')
@@ -258,6 +275,7 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
         raise ConfigError("[live] idle_s must not be negative")
     _check_live(live)
     _check_realtime(realtime)
+    _check_auth(auth)
     if not 1 <= displays.max_video_bytes <= 1 << 40 or not 1 <= displays.max_image_bytes <= 1 << 30:
         raise ConfigError("[displays] max_video_bytes must be 1 byte to 1 TiB, max_image_bytes 1 byte to 1 GiB")
     if config.public_url is not None and not config.public_url.startswith(("http://", "https://")):

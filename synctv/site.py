@@ -21,8 +21,10 @@ import io
 import pathlib
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -31,10 +33,14 @@ from twisted.web import http, pages, resource, server, static
 from twisted.web.iweb import IRequest
 
 from synctv.actions import Actions
-from synctv.api.app import SynctvAPI
+from synctv.api import display_routes, live_routes, proxy_routes
+from synctv.api.app import CORE_ROUTES, RouteTable, SynctvAPI
 from synctv.api.errors import write_error
+from synctv.api.metrics import HttpMetrics
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+#: Every route a synctv server answers, by subsystem (each module declares its own table).
+ROUTE_TABLES: tuple[RouteTable, ...] = (CORE_ROUTES, live_routes.ROUTES, proxy_routes.ROUTES, display_routes.ROUTES)
 KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics", b"trigger", b"trigger_by_name", b"display"})
 KLEIN_PATHS = frozenset({(b"admin", b"idle-image")})  # Klein routes inside a static folder (web/admin/)
 SECRET_PARAMS = (b"token", b"sig", b"signature", b"key", b"password", b"access_token",
@@ -164,6 +170,24 @@ class SynctvRequest(server.Request):
         self.finish()
 
 
+class SiteService(Service):
+    """The Site's life as a child of the server's services: it starts answering when started,
+    and when stopped waits for the requests in flight to finish, for up to ``drain_s``."""
+
+    def __init__(self, site: SynctvSite, reactor: IReactorTime, drain_s: float) -> None:
+        self.site = site
+        self.reactor = reactor
+        self.drain_s = drain_s
+
+    def startService(self) -> None:
+        super().startService()
+        self.site.doStart()
+
+    def stopService(self) -> Deferred[bool]:
+        super().stopService()
+        return self.site.wait_idle(self.reactor, self.drain_s)
+
+
 class SynctvSite(server.Site):
     """The Site of ``build_site``; see the module docstring."""
 
@@ -247,13 +271,14 @@ def vendor_resource(web_dir: pathlib.Path) -> resource.Resource:
 
 def build_site(
     actions: Actions, *, web_dir: pathlib.Path, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    reactor: Any = None, live: Any = None, proxy: Any = None,
+    reactor: Any = None, live: Any = None, proxy: Any = None, displays: Any = None,
+    metrics: HttpMetrics | None = None, routes: Sequence[RouteTable] = ROUTE_TABLES,
 ) -> SynctvSite:
-    """The Site serving the API, the (later) WebSocket endpoint and ``web_dir``; ``live`` is the
-    LiveHub the live routes use (synctv.api.live_routes)."""
-    api = SynctvAPI(actions, reactor=reactor)
-    api.live = live
-    api.proxy = proxy  # the MediaProxy (synctv.api.proxy_routes); None: proxy routes answer 503
+    """The Site serving the API (``routes``, with the subsystems they use: ``live`` a LiveHub,
+    ``proxy`` a MediaProxy, ``displays`` a DisplayRuntime; one not given answers 503), the
+    WebSocket endpoint once mounted, and ``web_dir``."""
+    api = SynctvAPI(actions, routes=routes, metrics=metrics, reactor=reactor, live=live, proxy=proxy,
+                    displays=displays)
     static_root = StaticFiles(str(web_dir))
     static_root.putChild(b"vendor", vendor_resource(web_dir))
     root = SiteRoot(api.resource(), static_root)

@@ -97,8 +97,34 @@ class _ReadyGate(Factory):
             self.site.doStop()
 
 
-class SynctvService(service.MultiService):
-    """The whole server: database, HTTP Site (API, WebSocket, web files); later RTMP and workers."""
+class OrderedServices(service.MultiService):
+    """A MultiService whose children stop one after another, the last added first, each waited
+    for (MultiService stops them all at once), so a later subsystem may rely on an earlier one
+    until it has stopped: the Site drains before the proxy closes, and so on."""
+
+    def stopService(self) -> defer.Deferred[None]:
+        service.Service.stopService(self)
+        return defer.ensureDeferred(self._stop_children())
+
+    async def _stop_children(self) -> None:
+        for child in reversed(list(self)):
+            try:
+                await defer.maybeDeferred(child.stopService)
+            except Exception:
+                log.failure("stopping {child} failed", child=type(child).__name__)
+
+
+class SynctvService(OrderedServices):
+    """The whole server. Its subsystems are child services, made once the store is open, in the
+    order they depend on each other and stopped in reverse (``OrderedServices``):
+
+    live hub (RTMP ingest) -> realtime (WebSockets) -> the Site (HTTP drain) -> media proxy ->
+    displays (UDP trigger ports, end-of-video worker)
+
+    i.e. at shutdown the ports close first, publishers and FLV viewers end, WebSockets close
+    with 1001, requests in flight finish (up to ``DRAIN_S``), upstream connections and the slice
+    cache close, trigger ports are released; then the bus and the store close.
+    """
 
     def __init__(self, config: Config, secret: str) -> None:
         super().__init__()
@@ -108,13 +134,9 @@ class SynctvService(service.MultiService):
         self.http_port: IListeningPort | None = None
         self.rtmp_gate = _ReadyGate()
         self.rtmp_port: IListeningPort | None = None
-        self.live: Any = None  # synctv.live.service.LiveHub
-        self.proxy: Any = None  # synctv.proxy.gateway.MediaProxy
         self.store: Any = None
         self.bus: Any = None
-        self.site: Any = None
-        self.realtime: Any = None  # synctv.realtime.runtime.ConnectionRuntime
-        self.displays: Any = None  # synctv.displays.runtime.DisplayRuntime
+        self.site: Any = None  # synctv.site.SynctvSite, once serving
         self.ready: defer.Deferred[None] = defer.Deferred()
 
     def _listen(self, description: str, factory: Factory, what: str) -> IListeningPort:
@@ -141,15 +163,39 @@ class SynctvService(service.MultiService):
         d = defer.ensureDeferred(self._open())
         d.addCallbacks(self.ready.callback, self._start_failed)
 
+    def child(self, name: str) -> Any:
+        """A running subsystem by name (``live``, ``realtime``, ``site``, ``proxy``, ``displays``)."""
+        return self.getServiceNamed(name)
+
+    def _adopt(self, name: str, child: service.Service) -> None:
+        child.setName(name)
+        child.setServiceParent(self)  # starts it: the parent is running
+
     async def _open(self) -> None:
+        import attrs
+        from twisted.internet import reactor
+
         from synctv.actions import Actions
+        from synctv.api.metrics import HttpMetrics
         from synctv.bus import InProcessBus
         from synctv.core.clock import ServerClock
+        from synctv.core.realtime import RealtimeLimits
+        from synctv.core.throttle import PasswordThrottle
+        from synctv.displays.runtime import DisplayRuntime
+        from synctv.live.node import build_live_hub, live_providers, node_id
+        from synctv.live.rtmp.protocol import RTMPFactory
+        from synctv.passwords import PasswordHasher
         from synctv.providers import default_providers
-        from synctv.site import build_site
+        from synctv.providers.upload import UploadProvider
+        from synctv.proxy.gateway import open_media_proxy
+        from synctv.proxy.links import ProxyLinks
+        from synctv.realtime.resource import build_realtime
+        from synctv.realtime.runtime import ConnectionRuntime
+        from synctv.site import SiteService, build_site
         from synctv.store import open_store, parse_database_url
 
-        url = parse_database_url(self.config.database_url)
+        config = self.config
+        url = parse_database_url(config.database_url)
         self.store = await open_store(url)
         if url.dialect == "postgres":  # several nodes may share the database: LISTEN/NOTIFY
             from synctv.bus_postgres import PostgresBus
@@ -158,93 +204,55 @@ class SynctvService(service.MultiService):
             await self.bus.start()
         else:
             self.bus = InProcessBus()
-        providers = default_providers()
-        self._start_live(providers)
-        actions = Actions(
-            store=self.store,
-            clock=ServerClock(),
-            secret=self.secret,
-            bus=self.bus,
-            providers=providers,
-        )
-        self.site = build_site(actions, web_dir=web_dir(), live=self.live)
-        await self._open_proxy(actions)
-        await self._open_displays(actions)
-        self._mount_realtime(actions)
-        self.http_gate.site = self.site
-        self.site.doStart()
-        assert self.http_port is not None
-        address = self.http_port.getHost()
-        log.info(
-            "synctv serving HTTP on {host}:{port}, database {db}, data {data}",
-            host=getattr(address, "host", "?"),
-            port=getattr(address, "port", "?"),
-            db=url.redacted(),
-            data=str(self.config.data),
-        )
-
-    async def _open_proxy(self, actions: Any) -> None:
-        """The media proxy (slice cache under <data>/cache when [proxy] cache = "file")."""
-        from twisted.internet import reactor
-
-        from synctv.proxy.gateway import open_media_proxy
-
-        self.proxy = await open_media_proxy(self.config.proxy, data_dir=self.config.data, secret=self.secret,
-                                            reactor=reactor, public_url=self.config.public_url)
-        self.proxy.attach(actions)
-        actions.proxy_links = self.proxy.links  # PlaybackInfo then offers signed proxy URLs
-        self.site.api.proxy = self.proxy
-
-    async def _open_displays(self, actions: Any) -> None:
-        """Display screens, events, UDP trigger ports, uploads and the end-of-video worker."""
-        from twisted.internet import reactor
-
-        from synctv.displays.runtime import DisplayRuntime
-
-        self.displays = DisplayRuntime(
-            actions=actions, secret=self.secret, data_dir=self.config.data, web_dir=web_dir(), reactor=reactor,
-            lan_networks=self.config.triggers.lan_networks, public_url=self.config.public_url,
-            max_video_bytes=self.config.displays.max_video_bytes,
-            max_image_bytes=self.config.displays.max_image_bytes, registry=self.site.api.metrics.registry,
-        )
-        self.displays.attach(self.site)
-        await self.displays.start()
-
-    def _mount_realtime(self, actions: Any) -> None:
-        """The WebSocket endpoint /ws/rooms/{room} in the Site, and its connection runtime."""
-        import attrs
-        from twisted.internet import reactor
-
-        from synctv.core.realtime import RealtimeLimits
-        from synctv.realtime.resource import build_realtime
-
-        limits = RealtimeLimits(**attrs.asdict(self.config.realtime))
-        displays = self.displays.display_authenticator if self.displays is not None else None
-        self.realtime, ws = build_realtime(actions, limits, reactor=reactor, display_authenticator=displays)
-        self.site.mount_ws(ws)
-        self.realtime.start()
-        if self.displays is not None:  # a screen's online status and telemetry come from its sockets
-            status = self.realtime.display_status
-            self.displays.displays.presence = lambda display_id: status(display_id) or {"online": False}
-
-    def _start_live(self, providers: Any) -> None:
-        """The live hub (streams, keys, live proxy), its providers, and RTMP connections to it."""
-        from twisted.internet import reactor
-
-        from synctv.core.clock import ServerClock
-        from synctv.live.node import build_live_hub, node_id, register_live_providers
-        from synctv.live.rtmp.protocol import RTMPFactory
-
+        clock = ServerClock()
         assert self.http_port is not None and self.rtmp_port is not None
         http, rtmp = self.http_port.getHost(), self.rtmp_port.getHost()
-        node_url = self.config.public_url or f"http://{getattr(http, 'host', '127.0.0.1')}:{getattr(http, 'port', 0)}"
-        self.live = build_live_hub(self.config, store=self.store, clock=ServerClock(), secret=self.secret,
-                                   reactor=reactor, node=node_id(getattr(http, "port", 0)), node_url=node_url)
-        self.live.rtmp_port = getattr(rtmp, "port", None)
-        register_live_providers(providers, self.live)
-        self.live.start()
-        self.rtmp_gate.site = RTMPFactory(self.live)
+        node_url = config.public_url or f"http://{getattr(http, 'host', '127.0.0.1')}:{getattr(http, 'port', 0)}"
+        live = build_live_hub(config, store=self.store, clock=clock, secret=self.secret, reactor=reactor,
+                              node=node_id(getattr(http, "port", 0)), node_url=node_url,
+                              rtmp_port=getattr(rtmp, "port", None))
+        base_url = config.public_url.rstrip("/") if config.public_url else ""
+        providers = default_providers(*live_providers(live), UploadProvider(self.store, base_url))
+        proxy_links = ProxyLinks(self.secret, public_url=config.public_url)
+        actions = Actions(
+            store=self.store, clock=clock, secret=self.secret, bus=self.bus, providers=providers,
+            hasher=PasswordHasher(threads=config.auth.hash_threads, queue=config.auth.hash_queue, reactor=reactor),
+            throttle=PasswordThrottle(config.auth), signers={"proxy": proxy_links, "live": live.links},
+        )
+        proxy = await open_media_proxy(config.proxy, data_dir=config.data, links=proxy_links, actions=actions,
+                                       reactor=reactor)
+        limits = RealtimeLimits(**attrs.asdict(config.realtime))
+        realtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor)
+        metrics = HttpMetrics()
+        displays = DisplayRuntime(
+            actions=actions, secret=self.secret, data_dir=config.data, web_dir=web_dir(), reactor=reactor,
+            lan_networks=config.triggers.lan_networks, public_url=config.public_url,
+            max_video_bytes=config.displays.max_video_bytes, max_image_bytes=config.displays.max_image_bytes,
+            registry=metrics.registry, presence=realtime.display_status,
+        )
+        _, ws = build_realtime(actions, limits, reactor=reactor, runtime=realtime,
+                               display_authenticator=displays.display_authenticator)
+        site = build_site(actions, web_dir=web_dir(), reactor=reactor, live=live, proxy=proxy, displays=displays,
+                          metrics=metrics)
+        site.mount_ws(ws)
+        displays.attach(site)
+        self._adopt("displays", displays)
+        await displays.ready
+        self._adopt("proxy", proxy)
+        self._adopt("site", SiteService(site, reactor, DRAIN_S))
+        self._adopt("realtime", realtime)
+        self._adopt("live", live)
+        self.site = site
+        self.http_gate.site = site
+        self.rtmp_gate.site = RTMPFactory(live)
         log.info("synctv serving RTMP on {host}:{port}", host=getattr(rtmp, "host", "?"), port=getattr(rtmp, "port", "?"))
+        log.info(
+            "synctv serving HTTP on {host}:{port}, database {db}, data {data}",
+            host=getattr(http, "host", "?"),
+            port=getattr(http, "port", "?"),
+            db=url.redacted(),
+            data=str(config.data),
+        )
 
     def _start_failed(self, failure: Any) -> None:
         from twisted.internet import reactor
@@ -254,23 +262,11 @@ class SynctvService(service.MultiService):
         reactor.stop()
 
     async def _stop(self) -> None:
-        from twisted.internet import reactor
-
         if self.http_port is not None:
             await self.http_port.stopListening()
         if self.rtmp_port is not None:
             await self.rtmp_port.stopListening()
-        if self.live is not None:  # publishers get an onStatus and a close; FLV viewers an end
-            self.live.stop()
-        if self.realtime is not None:  # WebSockets: close 1001 before the HTTP drain
-            await self.realtime.close_all()
-        if self.site is not None:
-            await self.site.wait_idle(reactor, DRAIN_S)
-        if self.proxy is not None:  # upstream connections, then pending slice cache writes
-            await self.proxy.close()
-        if self.displays is not None:  # UDP trigger ports and end-of-video timers
-            await self.displays.stop()
-        await super().stopService()
+        await super().stopService()  # the subsystems, in reverse order
         if hasattr(self.bus, "stop"):
             await self.bus.stop()
         if self.store is not None:

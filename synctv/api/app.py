@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import attrs
@@ -31,6 +31,7 @@ from synctv.api.openapi import QueryParam, RouteDoc, build_openapi
 from synctv.core.errors import BadRequest, DomainError, Unauthorized, Unavailable
 from synctv.core.models import Subtitle, User
 from synctv.core.playback import parse_update
+from synctv.core.throttle import source_key
 from synctv.providers.base import ClientProfile
 from synctv.store.interface import UNSET
 
@@ -61,6 +62,12 @@ def bearer_token(request: IRequest) -> str:
     return token.strip()
 
 
+def client_source(request: IRequest) -> str | None:
+    """The client's address as password throttling counts it (``synctv.core.throttle.source_key``)."""
+    host = getattr(request.getClientAddress(), "host", None)
+    return source_key(host) if isinstance(host, str) else None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -85,16 +92,43 @@ def render_json(request: IRequest, value: Any, status: int = 200) -> bytes:
     return encode_json(value)
 
 
-class RouteTable:
-    """Registers routes on a Klein app and remembers how each is documented."""
+@attrs.frozen
+class RouteEntry:
+    """One route of a ``RouteTable``: ``handler(api, request, **params)`` answers ``methods``."""
 
-    def __init__(self, app: Klein) -> None:
-        self.app = app
-        self.docs: list[RouteDoc] = []
+    doc: RouteDoc
+    methods: tuple[str, ...]
+    endpoint: str
+    handler: Handler
+
+
+class RouteTable:
+    """Routes declared in one module, with how each is documented.
+
+    A table registers nothing by itself: ``SynctvAPI`` is given the tables it serves and puts
+    their entries on its own Klein app, bound to itself (Klein's non-global state pattern), so
+    what a server answers is the list ``synctv.site.build_site`` passes, not what was imported.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.entries: list[RouteEntry] = []
+
+    @property
+    def docs(self) -> list[RouteDoc]:
+        return [entry.doc for entry in self.entries]
+
+    def add(self, doc: RouteDoc, handler: Handler, methods: tuple[str, ...] | None = None) -> None:
+        """Add a raw handler ``(api, request, **params)``; it renders its own answer."""
+        methods = methods or (doc.method,)
+        endpoint = f"{self.name}.{doc.method.lower()}.{handler.__name__}"
+        self.entries.append(RouteEntry(doc, methods, endpoint, handler))
 
     def route(self, method: str, path: str, summary: str, **options: Any) -> Callable[[Handler], Handler]:
+        """Declare a JSON route: ``f(api, call, **params)`` gets the authenticated user (unless
+        ``auth=False``) and the body parsed by ``body``; what it returns is rendered as JSON
+        (bytes are sent as they are, with the Content-Type the handler set)."""
         doc = RouteDoc(method=method, path=path, summary=summary, **options)
-        self.docs.append(doc)
 
         def decorate(f: Handler) -> Handler:
             @functools.wraps(f)
@@ -108,10 +142,13 @@ class RouteTable:
                     return result
                 return render_json(request, result, doc.status)
 
-            self.app.route(doc.klein_path, methods=[method])(handler)
-            return handler
+            self.add(doc, handler)
+            return f
 
         return decorate
+
+
+CORE_ROUTES = RouteTable("core")
 
 
 def _room_view(view: RoomView) -> dict[str, Any]:
@@ -123,33 +160,48 @@ def _subtitles(items: list[dict[str, Any]]) -> list[Subtitle]:
 
 
 class SynctvAPI:
-    """The Klein app; ``resource()`` is what the Site mounts for /api, /healthz and /metrics."""
+    """The HTTP API of one server: its own Klein app serving ``routes`` (``RouteTable``s) with
+    the subsystems they use; ``resource()`` is what the Site mounts for /api, /healthz and
+    /metrics. A subsystem that is not given (``live``, ``proxy``, ``displays``) makes its routes
+    answer 503 after the usual 401/403/404 checks."""
 
-    app = Klein()
-    table = RouteTable(app)
     log = Logger()
 
     def __init__(
-        self, actions: Actions, *, metrics: HttpMetrics | None = None, reactor: IReactorTime | None = None
+        self, actions: Actions, *, routes: Sequence[RouteTable] = (CORE_ROUTES,), metrics: HttpMetrics | None = None,
+        reactor: IReactorTime | None = None, live: Any = None, proxy: Any = None, displays: Any = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
             reactor = global_reactor  # type: ignore[assignment]
         self.actions = actions
-        self.live: Any = None  # the LiveHub, set by the Site builder (synctv.api.live_routes)
-        self.proxy: Any = None  # the MediaProxy, set by the Site builder (synctv.api.proxy_routes)
-        self.displays: Any = None  # the DisplayRuntime, attached by synctv.displays.runtime (display_routes)
+        self.live = live  # synctv.live.service.LiveHub (synctv.api.live_routes)
+        self.proxy = proxy  # synctv.proxy.gateway.MediaProxy (synctv.api.proxy_routes)
+        self.displays = displays  # synctv.displays.runtime.DisplayRuntime (synctv.api.display_routes)
         self.metrics = metrics if metrics is not None else HttpMetrics()
         self.reactor = reactor
-        self._openapi = encode_json(build_openapi(self.table.docs))
+        self.routes = tuple(routes)
+        self.app = Klein()
+        for table in self.routes:
+            for entry in table.entries:
+                self.app.route(entry.doc.klein_path, methods=list(entry.methods), endpoint=entry.endpoint)(
+                    _bound(entry.handler, self))
+        self.app.handle_errors(DomainError)(self.domain_error)
+        self.app.handle_errors(HTTPException)(self.routing_error)
+        self.app.handle_errors(self.unexpected)
+        self._openapi = encode_json(build_openapi(self.docs))
+
+    @property
+    def docs(self) -> list[RouteDoc]:
+        return [doc for table in self.routes for doc in table.docs]
 
     def resource(self) -> Any:
         return self.app.resource()
 
     # -- operations -----------------------------------------------------------------------------
 
-    @table.route("GET", "/healthz", "Liveness and database check", auth=False, response=s.HEALTH, errors=(503,))
+    @CORE_ROUTES.route("GET", "/healthz", "Liveness and database check", auth=False, response=s.HEALTH, errors=(503,))
     async def healthz(self, call: Call) -> Any:
         try:
             await self.actions.ping().addTimeout(HEALTH_TIMEOUT_S, self.reactor)
@@ -159,7 +211,7 @@ class SynctvAPI:
                                                                       "database": "error"}) from None
         return {"status": "ok", "database": "ok"}
 
-    @table.route("GET", "/metrics", "Prometheus metrics", auth=False, content_type="text/plain")
+    @CORE_ROUTES.route("GET", "/metrics", "Prometheus metrics", auth=False, content_type="text/plain")
     async def prometheus(self, call: Call) -> Any:
         try:
             self.metrics.rooms.set(await self.actions.count_rooms())
@@ -168,47 +220,49 @@ class SynctvAPI:
         call.request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
         return self.metrics.exposition()
 
-    @table.route("GET", "/api/openapi.json", "This document (OpenAPI 3.1)", auth=False)
+    @CORE_ROUTES.route("GET", "/api/openapi.json", "This document (OpenAPI 3.1)", auth=False)
     async def openapi(self, call: Call) -> Any:
         call.request.setHeader(b"Content-Type", JSON_CONTENT_TYPE)
         return self._openapi
 
     # -- auth -----------------------------------------------------------------------------------
 
-    @table.route("POST", "/api/auth/login", "Log in; answers a bearer token", auth=False, body=s.LOGIN,
-                 response=s.LOGIN_RESULT)
+    @CORE_ROUTES.route("POST", "/api/auth/login", "Log in; answers a bearer token", auth=False, body=s.LOGIN,
+                 response=s.LOGIN_RESULT, errors=(401, 429),
+                 description="After [auth] max_failures failures for one name, or max_failures_per_address "
+                             "from one address, within failure_window_s: 429 rate_limited with Retry-After.")
     async def login(self, call: Call) -> Any:
-        result = await self.actions.login(call.body["name"], call.body["password"])
+        result = await self.actions.login(call.body["name"], call.body["password"], source=client_source(call.request))
         return {"token": result.token, "expires_at": result.expires_at, "user": result.user.to_json()}
 
-    @table.route("GET", "/api/auth/me", "The caller", response=s.ONE_USER)
+    @CORE_ROUTES.route("GET", "/api/auth/me", "The caller", response=s.ONE_USER)
     async def me(self, call: Call) -> Any:
         return {"user": call.actor.to_json()}
 
-    @table.route("POST", "/api/auth/revoke", "Revoke every token of the caller", response=s.REVOKED)
+    @CORE_ROUTES.route("POST", "/api/auth/revoke", "Revoke every token of the caller", response=s.REVOKED)
     async def revoke(self, call: Call) -> Any:
         await self.actions.revoke(call.actor)
         return {"revoked": True}
 
     # -- users ----------------------------------------------------------------------------------
 
-    @table.route("GET", "/api/users", "List users (site admins)", response=s.USERS, errors=(403,))
+    @CORE_ROUTES.route("GET", "/api/users", "List users (site admins)", response=s.USERS, errors=(403,))
     async def list_users(self, call: Call) -> Any:
         return {"users": [u.to_json() for u in await self.actions.list_users(call.actor)]}
 
-    @table.route("POST", "/api/users", "Create a user (site admins)", body=s.USER_CREATE, response=s.ONE_USER,
+    @CORE_ROUTES.route("POST", "/api/users", "Create a user (site admins)", body=s.USER_CREATE, response=s.ONE_USER,
                  status=201, errors=(403, 409))
     async def create_user(self, call: Call) -> Any:
         b = call.body
         user = await self.actions.create_user(call.actor, b["name"], b["password"], b["role"])
         return {"user": user.to_json()}
 
-    @table.route("GET", "/api/users/{user}", "A user (site admins, or yourself)", response=s.ONE_USER,
+    @CORE_ROUTES.route("GET", "/api/users/{user}", "A user (site admins, or yourself)", response=s.ONE_USER,
                  errors=(403,))
     async def get_user(self, call: Call, user: str) -> Any:
         return {"user": (await self.actions.get_user(call.actor, user)).to_json()}
 
-    @table.route("PATCH", "/api/users/{user}", "Change a user's role or password", body=s.USER_PATCH,
+    @CORE_ROUTES.route("PATCH", "/api/users/{user}", "Change a user's role or password", body=s.USER_PATCH,
                  response=s.ONE_USER, errors=(403,),
                  description="Site admins change roles; anyone may change their own password. "
                              "A new password revokes the user's tokens.")
@@ -219,17 +273,17 @@ class SynctvAPI:
         )
         return {"user": updated.to_json()}
 
-    @table.route("DELETE", "/api/users/{user}", "Delete a user (site admins)", response=s.DELETED, errors=(403,))
+    @CORE_ROUTES.route("DELETE", "/api/users/{user}", "Delete a user (site admins)", response=s.DELETED, errors=(403,))
     async def delete_user(self, call: Call, user: str) -> Any:
         return {"deleted": await self.actions.delete_user(call.actor, user)}
 
     # -- rooms ----------------------------------------------------------------------------------
 
-    @table.route("GET", "/api/rooms", "List rooms", response=s.ROOMS)
+    @CORE_ROUTES.route("GET", "/api/rooms", "List rooms", response=s.ROOMS)
     async def list_rooms(self, call: Call) -> Any:
         return {"rooms": [r.to_json() for r in await self.actions.list_rooms(call.actor)]}
 
-    @table.route("POST", "/api/rooms", "Create a room; the caller becomes its creator", body=s.ROOM_CREATE,
+    @CORE_ROUTES.route("POST", "/api/rooms", "Create a room; the caller becomes its creator", body=s.ROOM_CREATE,
                  response=s.ROOM_AND_MEMBER, status=201, errors=(409,))
     async def create_room(self, call: Call) -> Any:
         b = call.body
@@ -238,12 +292,12 @@ class SynctvAPI:
         )
         return _room_view(view)
 
-    @table.route("GET", "/api/rooms/{room}", "A room and the caller's membership (or null)",
+    @CORE_ROUTES.route("GET", "/api/rooms/{room}", "A room and the caller's membership (or null)",
                  response=s.ROOM_AND_MAYBE_MEMBER)
     async def get_room(self, call: Call, room: str) -> Any:
         return _room_view(await self.actions.get_room(call.actor, room))
 
-    @table.route("PATCH", "/api/rooms/{room}", "Change a room (manage_room)", body=s.ROOM_PATCH,
+    @CORE_ROUTES.route("PATCH", "/api/rooms/{room}", "Change a room (manage_room)", body=s.ROOM_PATCH,
                  response=s.ONE_ROOM, errors=(403, 409))
     async def update_room(self, call: Call, room: str) -> Any:
         b = call.body
@@ -253,22 +307,23 @@ class SynctvAPI:
         )
         return {"room": updated.to_json()}
 
-    @table.route("DELETE", "/api/rooms/{room}", "Delete a room (manage_room)", response=s.DELETED, errors=(403,))
+    @CORE_ROUTES.route("DELETE", "/api/rooms/{room}", "Delete a room (manage_room)", response=s.DELETED, errors=(403,))
     async def delete_room(self, call: Call, room: str) -> Any:
         return {"deleted": await self.actions.delete_room(call.actor, room)}
 
-    @table.route("POST", "/api/rooms/{room}/join", "Join a room (with its password if it has one)",
-                 body=s.JOIN, response=s.ROOM_AND_MEMBER, errors=(403,))
+    @CORE_ROUTES.route("POST", "/api/rooms/{room}/join", "Join a room (with its password if it has one)",
+                 body=s.JOIN, response=s.ROOM_AND_MEMBER, errors=(403, 429))
     async def join(self, call: Call, room: str) -> Any:
-        return _room_view(await self.actions.join(call.actor, room, call.body.get("password")))
+        return _room_view(await self.actions.join(call.actor, room, call.body.get("password"),
+                                                  source=client_source(call.request)))
 
     # -- members --------------------------------------------------------------------------------
 
-    @table.route("GET", "/api/rooms/{room}/members", "A room's members", response=s.MEMBERS, errors=(403,))
+    @CORE_ROUTES.route("GET", "/api/rooms/{room}/members", "A room's members", response=s.MEMBERS, errors=(403,))
     async def list_members(self, call: Call, room: str) -> Any:
         return {"members": [m.to_json() for m in await self.actions.list_members(call.actor, room)]}
 
-    @table.route("PATCH", "/api/rooms/{room}/members/{user}", "Change a member's role or permissions",
+    @CORE_ROUTES.route("PATCH", "/api/rooms/{room}/members/{user}", "Change a member's role or permissions",
                  body=s.MEMBER_PATCH, response=s.ONE_MEMBER, errors=(403,))
     async def update_member(self, call: Call, room: str, user: str) -> Any:
         b = call.body
@@ -277,19 +332,19 @@ class SynctvAPI:
         )
         return {"member": member.to_json()}
 
-    @table.route("DELETE", "/api/rooms/{room}/members/{user}", "Remove a member (or leave)", response=s.DELETED,
+    @CORE_ROUTES.route("DELETE", "/api/rooms/{room}/members/{user}", "Remove a member (or leave)", response=s.DELETED,
                  errors=(403,))
     async def remove_member(self, call: Call, room: str, user: str) -> Any:
         return {"deleted": await self.actions.remove_member(call.actor, room, user)}
 
     # -- media ----------------------------------------------------------------------------------
 
-    @table.route("GET", "/api/rooms/{room}/media", "The playlist, in order", response=s.MEDIA_LIST,
+    @CORE_ROUTES.route("GET", "/api/rooms/{room}/media", "The playlist, in order", response=s.MEDIA_LIST,
                  errors=(403,))
     async def list_media(self, call: Call, room: str) -> Any:
         return {"media": [m.to_json() for m in await self.actions.list_media(call.actor, room)]}
 
-    @table.route("POST", "/api/rooms/{room}/media", "Add a media item (manage_media)", body=s.MEDIA_CREATE,
+    @CORE_ROUTES.route("POST", "/api/rooms/{room}/media", "Add a media item (manage_media)", body=s.MEDIA_CREATE,
                  response=s.ONE_MEDIA, status=201, errors=(403,))
     async def add_media(self, call: Call, room: str) -> Any:
         b = call.body
@@ -300,17 +355,17 @@ class SynctvAPI:
         )
         return {"media": item.to_json()}
 
-    @table.route("PUT", "/api/rooms/{room}/media/order", "Reorder the playlist (manage_media)",
+    @CORE_ROUTES.route("PUT", "/api/rooms/{room}/media/order", "Reorder the playlist (manage_media)",
                  body=s.MEDIA_ORDER, response=s.MEDIA_LIST, errors=(403,))
     async def reorder_media(self, call: Call, room: str) -> Any:
         items = await self.actions.reorder_media(call.actor, room, call.body["order"])
         return {"media": [m.to_json() for m in items]}
 
-    @table.route("GET", "/api/rooms/{room}/media/{media}", "A media item", response=s.ONE_MEDIA, errors=(403,))
+    @CORE_ROUTES.route("GET", "/api/rooms/{room}/media/{media}", "A media item", response=s.ONE_MEDIA, errors=(403,))
     async def get_media(self, call: Call, room: str, media: str) -> Any:
         return {"media": (await self.actions.get_media(call.actor, room, media)).to_json()}
 
-    @table.route("PATCH", "/api/rooms/{room}/media/{media}", "Change a media item (manage_media)",
+    @CORE_ROUTES.route("PATCH", "/api/rooms/{room}/media/{media}", "Change a media item (manage_media)",
                  body=s.MEDIA_PATCH, response=s.ONE_MEDIA, errors=(403,))
     async def update_media(self, call: Call, room: str, media: str) -> Any:
         b = call.body
@@ -322,13 +377,13 @@ class SynctvAPI:
         )
         return {"media": item.to_json()}
 
-    @table.route("DELETE", "/api/rooms/{room}/media/{media}", "Remove a media item (manage_media)",
+    @CORE_ROUTES.route("DELETE", "/api/rooms/{room}/media/{media}", "Remove a media item (manage_media)",
                  response=s.DELETED, errors=(403,),
                  description="If the item was playing, the playback state is cleared (a new version).")
     async def delete_media(self, call: Call, room: str, media: str) -> Any:
         return {"deleted": await self.actions.delete_media(call.actor, room, media)}
 
-    @table.route(
+    @CORE_ROUTES.route(
         "GET", "/api/rooms/{room}/media/{media}/playback", "How this client can play a media item",
         response=s.PLAYBACK_RESULT, errors=(403, 503),
         description="Every way to play the item that fits the client profile, best first; an empty "
@@ -345,12 +400,12 @@ class SynctvAPI:
 
     # -- playback state -------------------------------------------------------------------------
 
-    @table.route("GET", "/api/rooms/{room}/playback-state", "The room's playback state",
+    @CORE_ROUTES.route("GET", "/api/rooms/{room}/playback-state", "The room's playback state",
                  response=s.PLAYBACK_STATE, errors=(403,))
     async def get_playback_state(self, call: Call, room: str) -> Any:
         return (await self.actions.get_playback_state(call.actor, room)).to_json()
 
-    @table.route("PATCH", "/api/rooms/{room}/playback-state", "Play, pause, seek, change rate or media",
+    @CORE_ROUTES.route("PATCH", "/api/rooms/{room}/playback-state", "Play, pause, seek, change rate or media",
                  body=s.PLAYBACK_UPDATE, response=s.PLAYBACK_STATE, errors=(403, 409),
                  description="Names the version it is based on; a stale version answers 409 stale_version "
                              "with the current state in detail.")
@@ -360,11 +415,9 @@ class SynctvAPI:
 
     # -- failures: the one place they become answers --------------------------------------------
 
-    @app.handle_errors(DomainError)
     def domain_error(self, request: IRequest, failure: Failure) -> bytes:
         return render_domain_error(request, failure.value)
 
-    @app.handle_errors(HTTPException)
     def routing_error(self, request: IRequest, failure: Failure) -> bytes:
         error = failure.value
         path = request.path.decode("utf-8", "replace")[:200]
@@ -378,13 +431,18 @@ class SynctvAPI:
             return write_error(request, "not_found", f"no such route: {method} {path}")
         return write_error(request, "bad_request", f"the request could not be routed: {error.description}")
 
-    @app.handle_errors
     def unexpected(self, request: IRequest, failure: Failure) -> bytes:
         self.log.failure("unhandled error answering {method} {path}", failure,
                          method=request.method, path=request.path)
         return write_error(request, "internal", "the server failed to answer; the error is logged")
 
 
-from synctv.api import display_routes as _display_routes  # noqa: E402,F401 -- registers the display routes
-from synctv.api import live_routes as _live_routes  # noqa: E402,F401 -- registers the live routes
-from synctv.api import proxy_routes as _proxy_routes  # noqa: E402,F401 -- registers the proxy routes
+
+def _bound(handler: Handler, api: SynctvAPI) -> Handler:
+    """``handler(api, request, **params)`` as Klein calls it: ``(request, **params)``."""
+
+    @functools.wraps(handler)
+    async def bound(request: IRequest, **params: str) -> Any:
+        return await handler(api, request, **params)
+
+    return bound

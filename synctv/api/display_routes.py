@@ -1,9 +1,8 @@
 """HTTP routes of LAN synchronized displays (docs/displays.md, docs/api.md).
 
-Registered on ``SynctvAPI``'s Klein app and route table (so OpenAPI and the route tests see them)
-when ``synctv.api.app`` imports this module. Handlers reach the display subsystem through
-``api.displays`` (a ``synctv.displays.runtime.DisplayRuntime``, attached by ``attach``); without
-it they answer 503. Authentication per route: ``user`` (a bearer user token), ``user_or_display``
+``ROUTES`` is served by the ``SynctvAPI`` that ``synctv.site.build_site`` makes (so OpenAPI and
+the route tests see them). Handlers reach the display subsystem through ``api.displays`` (a
+``synctv.displays.runtime.DisplayRuntime``, given to the API); without it they answer 503. Authentication per route: ``user`` (a bearer user token), ``user_or_display``
 (a user token or a display token), ``optional`` (a token is used when sent: triggers), ``none``.
 """
 
@@ -22,7 +21,7 @@ from twisted.web.resource import IResource
 
 from synctv.api import display_schema as ds
 from synctv.api import schema as s
-from synctv.api.app import Call, SynctvAPI, bearer_token, read_json_body, render_json
+from synctv.api.app import Call, RouteTable, SynctvAPI, bearer_token, read_json_body, render_json
 from synctv.api.errors import JSON_CONTENT_TYPE
 from synctv.api.openapi import QueryParam, RouteDoc
 from synctv.core import auth, permissions
@@ -32,6 +31,7 @@ from synctv.displays.actions import TriggerSource
 from synctv.store.interface import UNSET
 
 Handler = Callable[..., Coroutine[Any, Any, Any]]
+ROUTES = RouteTable("displays")
 IMMUTABLE = b"public, max-age=31536000, immutable"
 DEFAULT_IDLE_IMAGE = (
     b'<svg xmlns="http://www.w3.org/2000/svg" width="1920" height="1080" viewBox="0 0 1920 1080">'
@@ -66,11 +66,10 @@ async def _optional_user(api: SynctvAPI, request: IRequest) -> User | None:
 def route(
     method: str, path: str, summary: str, *, auth_mode: str = "user", **options: Any
 ) -> Callable[[Handler], Handler]:
-    """Declare a route on ``SynctvAPI`` like ``RouteTable.route``, with this module's auth modes;
+    """Declare a route in ``ROUTES`` like ``RouteTable.route``, with this module's auth modes;
     a handler may return a dict (JSON), bytes (Content-Type set by it) or a twisted.web resource."""
     doc = RouteDoc(method=method, path=path, summary=summary, auth=auth_mode not in ("none", "optional"),
                    **options)
-    SynctvAPI.table.docs.append(doc)
 
     def decorate(f: Handler) -> Handler:
         @functools.wraps(f)
@@ -97,8 +96,7 @@ def route(
                 return result
             return render_json(request, result, doc.status)
 
-        endpoint = f"display_routes.{method.lower()}.{f.__name__}"
-        SynctvAPI.app.route(doc.klein_path, methods=[method], endpoint=endpoint)(handler)
+        ROUTES.add(doc, handler)
         return f
 
     return decorate

@@ -1,8 +1,8 @@
 """Live routes (docs/live.md): stream keys, HTTP-FLV, HLS and stream info of live media items.
 
-They join ``SynctvAPI``'s route table (and so the OpenAPI document) when synctv.api.app imports
-this module. They reach the live side through ``api.live`` (a ``LiveHub``, set by the Site
-builder); without it they answer 503 after the usual 401/403/404 checks.
+``ROUTES`` is served by the ``SynctvAPI`` that ``synctv.site.build_site`` makes (and so is in
+the OpenAPI document). They reach the live side through ``api.live`` (a ``LiveHub``, given to
+the API); without it they answer 503 after the usual 401/403/404 checks.
 
 Viewer routes (``live.flv``, ``hls/index.m3u8``, ``hls/segment.ts``) take either a bearer token of
 a room member or the ``exp``/``sig`` of a signed URL from the item's PlaybackInfo, so players
@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from twisted.internet.defer import CancelledError, TimeoutError
 from twisted.web.iweb import IRequest
 
 from synctv.api import schema as s
-from synctv.api.app import Call, SynctvAPI, bearer_token
+from synctv.api.app import Call, RouteTable, SynctvAPI, bearer_token
 from synctv.api.openapi import QueryParam
-from synctv.core import permissions
-from synctv.core.errors import BadRequest, Forbidden, NotFound, Unauthorized, Unavailable
-from synctv.core.models import MediaItem, Room, User
+from synctv.core.errors import BadRequest, NotFound, Unauthorized, Unavailable
+from synctv.core.models import MediaItem, User
 from synctv.core.permissions import Permission
 from synctv.live.fanout import FLVViewer
 from synctv.live.service import LIVE_PROVIDERS, LiveHub
 from synctv.live.streams import LiveStream
 
-table = SynctvAPI.table
+ROUTES = RouteTable("live")
 _HOST = re.compile(r"^[A-Za-z0-9.:\[\]-]{1,255}$")
 ITEM = "/api/rooms/{room}/media/{media}"
 READY_TIMEOUT_S = 15.0  # a new FLV viewer waits this long for the stream's first keyframe
@@ -78,18 +78,7 @@ def _hub(api: SynctvAPI) -> LiveHub:
     return hub
 
 
-async def _room(api: SynctvAPI, ref: str) -> Room:
-    store = api.actions.store
-    room = await store.get_room(ref) or await store.get_room_by_name(ref)
-    if room is None:
-        raise NotFound(f"no room {ref[:64]!r}")
-    return room
-
-
-async def _live_item(api: SynctvAPI, room: Room, media_id: str) -> MediaItem:
-    item = await api.actions.store.get_media(room.id, media_id)
-    if item is None:
-        raise NotFound(f"no media item {media_id[:64]!r} in this room")
+def _live_item(item: MediaItem) -> MediaItem:
     if item.provider not in LIVE_PROVIDERS:
         raise NotFound("this media item is not a live stream", field="media")
     return item
@@ -97,33 +86,31 @@ async def _live_item(api: SynctvAPI, room: Room, media_id: str) -> MediaItem:
 
 async def _member_item(api: SynctvAPI, actor: User, room_ref: str, media_id: str,
                        needed: Permission | None = None, what: str = "watch") -> MediaItem:
-    room = await _room(api, room_ref)
-    member = await api.actions.store.get_member(room.id, actor.id)
-    if needed is not None:
-        permissions.require(actor.role, member.permissions if member else None, needed, what)
-    elif member is None and not permissions.is_site_admin(actor.role):
-        raise Forbidden(f"join the room first to {what}")
-    return await _live_item(api, room, media_id)
+    _, item = await api.actions.access_media(actor, room_ref, media_id, to=what, needs=needed)
+    return _live_item(item)
 
 
 def _has_signature(request: IRequest) -> bool:
     return bool(request.args.get(b"sig") or request.args.get(b"exp"))
 
 
-async def _viewer_item(api: SynctvAPI, request: IRequest, room_ref: str, media_id: str) -> MediaItem:
-    """The live item a viewer may play: by a member's bearer token or by a valid signature."""
+async def _viewer_item(api: SynctvAPI, request: IRequest, room_ref: str, media_id: str) -> tuple[MediaItem, str]:
+    """The live item a viewer may play and who they are: a member's bearer token, or a valid
+    signature naming a user who may still watch (``Actions.access_by_grant``)."""
     if request.getHeader(b"authorization") is not None:
         actor = await api.actions.authenticate(bearer_token(request))
-        return await _member_item(api, actor, room_ref, media_id)
+        return await _member_item(api, actor, room_ref, media_id), actor.id
     if not _has_signature(request):
         raise Unauthorized("send 'Authorization: Bearer TOKEN' or use the signed URL from the item's playback "
                            "endpoint (GET .../playback)")
-    room = await _room(api, room_ref)
-    item = await _live_item(api, room, media_id)
+    room, item = await api.actions.find_media(room_ref, media_id)
+    _live_item(item)
     hub = _hub(api)
-    if not hub.links.verify(room.id, item.id, request.args, hub.clock()):
+    user_id = hub.links.verify(room.id, item.id, request.args, hub.clock())
+    if user_id is None:
         raise Unauthorized("the signed URL is invalid or has expired; get a new one from the playback endpoint")
-    return item
+    await api.actions.access_by_grant(user_id, room, to="watch")
+    return item, user_id
 
 
 def _viewer_headers(request: IRequest, content_type: bytes, cache: bytes) -> None:
@@ -140,7 +127,7 @@ def _client(request: IRequest) -> str:
 
 # -- stream keys --------------------------------------------------------------------------------
 
-@table.route("POST", f"{ITEM}/stream-key", "The item's RTMP URL and stream key (manage_live)",
+@ROUTES.route("POST", f"{ITEM}/stream-key", "The item's RTMP URL and stream key (manage_live)",
              response=STREAM_KEY, errors=(403, 409, 503),
              query=(QueryParam("rotate", "1 to replace the key (a publish using the old one stops)", "1"),),
              description="Issues a key the first time; later calls show the same key unless rotate=1. "
@@ -156,7 +143,7 @@ async def issue_stream_key(api: SynctvAPI, call: Call, room: str, media: str) ->
             "created_at": key.created_at, "issued": issued}
 
 
-@table.route("DELETE", f"{ITEM}/stream-key", "Revoke the item's stream key (manage_live)",
+@ROUTES.route("DELETE", f"{ITEM}/stream-key", "Revoke the item's stream key (manage_live)",
              response=s.REVOKED, errors=(403, 503),
              description="A publish using the key stops; revoked is false when the item had no key.")
 async def revoke_stream_key(api: SynctvAPI, call: Call, room: str, media: str) -> Any:
@@ -164,7 +151,7 @@ async def revoke_stream_key(api: SynctvAPI, call: Call, room: str, media: str) -
     return {"revoked": await _hub(api).revoke_key(item)}
 
 
-@table.route("GET", f"{ITEM}/stream", "Stream info of a live item", response=STREAM_INFO, errors=(403, 503),
+@ROUTES.route("GET", f"{ITEM}/stream", "Stream info of a live item", response=STREAM_INFO, errors=(403, 503),
              description="state (live, ended, offline), codecs, width, height, fps, bitrate, uptime, viewers, "
                          "dropped, HLS state, the live proxy's upstream, and the node holding the publisher.")
 async def stream_info(api: SynctvAPI, call: Call, room: str, media: str) -> Any:
@@ -174,13 +161,13 @@ async def stream_info(api: SynctvAPI, call: Call, room: str, media: str) -> Any:
 
 # -- viewers ------------------------------------------------------------------------------------
 
-@table.route("GET", f"{ITEM}/live.flv", "The live stream as HTTP-FLV", auth=False, content_type="video/x-flv",
+@ROUTES.route("GET", f"{ITEM}/live.flv", "The live stream as HTTP-FLV", auth=False, content_type="video/x-flv",
              errors=(401, 403, 503),
              description="Starts at the last keyframe, then follows live; ends when the publisher stops. "
                          "A bearer token of a member, or the signed URL from the playback endpoint.")
 async def live_flv(api: SynctvAPI, call: Call, room: str, media: str) -> Any:
     request = call.request
-    item = await _viewer_item(api, request, room, media)
+    item, _ = await _viewer_item(api, request, room, media)
     hub = _hub(api)
     stream = await hub.stream_for_viewing(item)
     if not stream.publishing:
@@ -216,13 +203,13 @@ def _sequence(request: IRequest) -> int:
     return int(raw)
 
 
-@table.route("GET", f"{ITEM}/hls/index.m3u8", "The live stream's HLS playlist", auth=False,
+@ROUTES.route("GET", f"{ITEM}/hls/index.m3u8", "The live stream's HLS playlist", auth=False,
              content_type="application/vnd.apple.mpegurl", errors=(401, 403, 503),
              description="A live playlist (EXT-X-ENDLIST once the publisher stopped). The first request of a "
                          "stream that just started waits for its first segment.")
 async def hls_playlist(api: SynctvAPI, call: Call, room: str, media: str) -> Any:
     request = call.request
-    item = await _viewer_item(api, request, room, media)
+    item, user_id = await _viewer_item(api, request, room, media)
     hub = _hub(api)
     stream = await hub.stream_for_viewing(item)
     hls = stream.hls
@@ -237,20 +224,19 @@ async def hls_playlist(api: SynctvAPI, call: Call, room: str, media: str) -> Any
     if not hls.segments:
         raise NotFound("the stream is not live")
     query = hub.links.query_of(request.args)
-    if not query:
-        signed = hub.links.sign(item.room_id, item.id, hub.clock())
-        query = f"exp={signed['exp']}&sig={signed['sig']}"
+    if not query:  # a bearer token: sign the segments for that user
+        query = urlencode(hub.links.sign(item.room_id, item.id, user_id, hub.clock()))
     body = hls.playlist(lambda sequence: f"segment.ts?seq={sequence}&{query}")
     _viewer_headers(request, PLAYLIST_TYPE, b"no-cache")
     return body.encode("utf-8")
 
 
-@table.route("GET", f"{ITEM}/hls/segment.ts", "One HLS segment (named by the playlist)", auth=False,
+@ROUTES.route("GET", f"{ITEM}/hls/segment.ts", "One HLS segment (named by the playlist)", auth=False,
              content_type="video/mp2t", errors=(400, 401, 403, 503),
              query=(QueryParam("seq", "the segment number", "17000000000"),))
 async def hls_segment(api: SynctvAPI, call: Call, room: str, media: str) -> Any:
     request = call.request
-    item = await _viewer_item(api, request, room, media)
+    item, _ = await _viewer_item(api, request, room, media)
     sequence = _sequence(request)
     stream = _hub(api).registry.get(item.room_id, item.id)
     data = await stream.hls.segment(sequence) if stream is not None and stream.hls is not None else None

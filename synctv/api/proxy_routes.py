@@ -1,5 +1,5 @@
-"""The media proxy's routes, registered on ``SynctvAPI`` (so they are in its route table, the
-OpenAPI document and docs/api.md) when ``synctv.api.app`` is imported.
+"""The media proxy's routes (``ROUTES``, served by the ``SynctvAPI`` that ``synctv.site.build_site``
+makes, so they are in the OpenAPI document and docs/api.md).
 
 - ``GET|HEAD|OPTIONS /api/rooms/{room}/media/{media}/proxy`` and ``.../proxy/{kind}/{index}``:
   no bearer token (a ``<video>`` element cannot send one); the signed query of the URL that
@@ -15,13 +15,13 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 
-from synctv.api.app import Call, SynctvAPI
+from synctv.api.app import Call, RouteTable, SynctvAPI
 from synctv.api.openapi import QueryParam, RouteDoc
 from synctv.core import permissions
 from synctv.core.errors import Unavailable
-from synctv.proxy.access import find_media
 from synctv.proxy.links import KIND_ITEM, check_resource
 
+ROUTES = RouteTable("proxy")
 ITEM_PATH = "/api/rooms/{room}/media/{media}/proxy"
 RESOURCE_PATH = ITEM_PATH + "/{kind}/{index}"
 _SIGNED_QUERY = (
@@ -53,10 +53,9 @@ def _proxy(api: SynctvAPI) -> Any:
 
 
 def stream_route(path: str, summary: str, description: str, query: tuple[QueryParam, ...]) -> Any:
-    """Register a streaming GET (+ HEAD, OPTIONS) route on SynctvAPI and document it."""
+    """Declare a streaming GET (+ HEAD, OPTIONS) route in ``ROUTES`` and document it."""
     doc = RouteDoc(method="GET", path=path, summary=summary, auth=False, errors=(403, 416, 502, 503, 504),
                    query=query, content_type="application/octet-stream", description=description)
-    SynctvAPI.table.docs.append(doc)
 
     def decorate(f: Any) -> Any:
         async def handler(api: SynctvAPI, request: IRequest, **params: str) -> None:
@@ -72,7 +71,7 @@ def stream_route(path: str, summary: str, description: str, query: tuple[QueryPa
             return None
 
         handler.__name__ = f.__name__
-        SynctvAPI.app.route(doc.klein_path, methods=["GET", "HEAD", "OPTIONS"])(handler)
+        ROUTES.add(doc, handler, methods=("GET", "HEAD", "OPTIONS"))
         return handler
 
     return decorate
@@ -82,7 +81,7 @@ def stream_route(path: str, summary: str, description: str, query: tuple[QueryPa
 async def proxy_item(api: SynctvAPI, request: IRequest, room: str, media: str) -> None:
     proxy = getattr(api, "proxy", None)
     if proxy is None:
-        await find_media(api.actions.store, room, media)  # unknown references are 404 first
+        await api.actions.find_media(room, media)  # unknown references are 404 first
         _proxy(api)
     await proxy.serve(request, room, media, KIND_ITEM, "0")
 
@@ -97,12 +96,12 @@ async def proxy_resource(api: SynctvAPI, request: IRequest, room: str, media: st
     check_resource(kind, index)  # an unknown kind or index is 404 like an unknown room
     proxy = getattr(api, "proxy", None)
     if proxy is None:
-        await find_media(api.actions.store, room, media)
+        await api.actions.find_media(room, media)
         _proxy(api)
     await proxy.serve(request, room, media, kind, index)
 
 
-@SynctvAPI.table.route("GET", "/api/admin/cache", "Slice cache statistics (site admins)", errors=(403, 503),
+@ROUTES.route("GET", "/api/admin/cache", "Slice cache statistics (site admins)", errors=(403, 503),
                        description="Backend, bounds, entries, bytes, hits, misses, evictions, answers by "
                                    "X-Cache, upstream requests and bytes.")
 async def cache_stats(api: SynctvAPI, call: Call) -> Any:
@@ -110,7 +109,7 @@ async def cache_stats(api: SynctvAPI, call: Call) -> Any:
     return {"cache": _proxy(api).stats()}
 
 
-@SynctvAPI.table.route("DELETE", "/api/admin/cache", "Purge the slice cache (site admins)", errors=(403, 503))
+@ROUTES.route("DELETE", "/api/admin/cache", "Purge the slice cache (site admins)", errors=(403, 503))
 async def cache_purge(api: SynctvAPI, call: Call) -> Any:
     permissions.require_site_admin(call.actor.role)
     proxy = _proxy(api)

@@ -388,7 +388,9 @@ SUBTITLE = Schema(name="Subtitle", fields={
 })
 MEDIA_ITEM = Schema(name="MediaItem", fields={
     "id": ID, "room_id": ID, "sort": Int(), "title": Str(max_len=256), "url": URL,
-    "provider": Str(max_len=32), "provider_data": SETTINGS, "headers": HEADERS,
+    "provider": Str(max_len=32), "provider_data": SETTINGS,
+    "headers": attrs.evolve(HEADERS, description="header values; empty for members without manage_media"),
+    "header_names": List(of=Str(max_len=256), max_items=32, description="the headers sent upstream"),
     "subtitles": List(of=SUBTITLE, max_items=32), "duration": attrs.evolve(POSITION, nullable=True),
     "created_by": Str(max_len=64, nullable=True), "created_at": TIME_MS,
 })

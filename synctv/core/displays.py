@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from synctv.core.errors import BadRequest
+from synctv.core.models import User
 from synctv.core.schedule import DEFAULT_LEAD_MS
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -82,6 +83,16 @@ class Display:
             "page": f"/display/{self.public_id}",
             "created_at": self.created_at,
         }
+
+
+DISPLAY_USER_PREFIX = "display:"
+DISPLAY_ROLE = "display"
+
+
+def display_stand_in(display: Display) -> User:
+    """The user a display's connection acts as: read-only, never a member, id ``display:ID``
+    (signed playback URLs made for the display name it; ``Actions.access_as_grant`` checks it)."""
+    return User(id=DISPLAY_USER_PREFIX + display.id, name=display.name, role=DISPLAY_ROLE, password_hash="")
 
 
 @attrs.frozen

@@ -97,7 +97,10 @@ class MediaItem:
     created_by: str | None = None
     created_at: int = 0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, header_values: bool = True) -> dict[str, Any]:
+        """The item as the API shows it. Header values (cookies, tokens) are an upstream's
+        secrets: with ``header_values=False`` (a member without ``manage_media``) ``headers`` and
+        each subtitle's ``headers`` are empty and only ``header_names`` tells what is sent."""
         return {
             "id": self.id,
             "room_id": self.room_id,
@@ -106,8 +109,9 @@ class MediaItem:
             "url": self.url,
             "provider": self.provider,
             "provider_data": self.provider_data,
-            "headers": self.headers,
-            "subtitles": [s.to_json() for s in self.subtitles],
+            "headers": self.headers if header_values else {},
+            "header_names": sorted(self.headers),
+            "subtitles": [s.to_json() if header_values else {**s.to_json(), "headers": {}} for s in self.subtitles],
             "duration": self.duration,
             "created_by": self.created_by,
             "created_at": self.created_at,

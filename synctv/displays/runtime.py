@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -39,7 +40,12 @@ VIDEO_TYPES = ("video/", "application/octet-stream")
 IMAGE_TYPES = ("image/", "application/octet-stream")
 
 
-class DisplayRuntime:
+class DisplayRuntime(Service):
+    """See the module docstring. ``presence(display_id)`` tells a screen's online status and
+    telemetry (the realtime runtime's ``display_status``). As a Twisted ``Service``,
+    ``startService`` begins ``start()`` (its Deferred is ``ready``) and ``stopService`` runs
+    ``stop()``."""
+
     log = Logger()
 
     def __init__(
@@ -47,7 +53,7 @@ class DisplayRuntime:
         lan_networks: Sequence[Any] = (), public_url: str | None = None,
         max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
         udp_interface: str = "", registry: CollectorRegistry | None = None, ffprobe: str = "ffprobe",
-        run_in_thread: Any = deferToThread,
+        run_in_thread: Any = deferToThread, presence: Any = None,
     ) -> None:
         self.actions = actions
         self.store = actions.store
@@ -65,6 +71,9 @@ class DisplayRuntime:
                                      clock=self.clock, interface=udp_interface, metrics=self.metrics)
         self.worker = EndedWorker(store=self.store, bus=self.bus, clock=self.clock, reactor=reactor,
                                   duration_of=self._duration_of, on_room_deleted=self._room_deleted)
+        if presence is not None:
+            self.displays.presence = lambda display_id: presence(display_id) or {"online": False}
+        self.ready: Deferred[None] | None = None
         self.displays.port_status = self.ports.status
         self.displays.events_changed = self._events_changed
         self.displays.watch_room = self._watch
@@ -84,6 +93,14 @@ class DisplayRuntime:
         site.api.displays = self
         site.uploads = self.uploads
         site.requestFactory = UploadRequest
+
+    def startService(self) -> None:
+        super().startService()
+        self.ready = Deferred.fromCoroutine(self.start())
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return Deferred.fromCoroutine(self.stop())
 
     async def start(self) -> None:
         await self.videos.prepare()

@@ -3,7 +3,7 @@
 ``build_live_hub`` makes the registry (GOP cache and viewer bounds, idle release), the HLS
 segmenter and its segment store (memory, or files under ``<data>/live/hls``), the signed-link
 maker, the live proxy's upstream client (the media proxy's address-checked ``UpstreamClient``)
-and the hub. ``register_live_providers`` adds the ``rtmp`` and ``live`` providers.
+and the hub. ``live_providers`` makes the ``rtmp`` and ``live`` providers.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from synctv.live.links import LiveLinks
 from synctv.live.pull import Opener
 from synctv.live.service import LiveHub, PullSettings
 from synctv.live.streams import LiveSettings, StreamRegistry
-from synctv.providers.base import ProviderRegistry
 from synctv.providers.live import LivePullProvider, RTMPProvider
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -44,7 +43,7 @@ def _upstream_opener(config: Config, reactor: Any) -> Opener | None:
 
 def build_live_hub(
     config: Config, *, store: Any, clock: Clock, secret: str, reactor: Any, node: str, node_url: str,
-    opener: Opener | None = None,
+    opener: Opener | None = None, rtmp_port: int | None = None,
 ) -> LiveHub:
     live = config.live
     hls_root = config.data / "live" / "hls"
@@ -66,16 +65,17 @@ def build_live_hub(
     return LiveHub(
         store=store, clock=clock, scheduler=reactor, registry=registry, links=links, node_id=node,
         node_url=node_url, opener=opener if opener is not None else _upstream_opener(config, reactor),
-        pull=PullSettings(idle_s=live.pull_idle_s), rtmp_public_url=live.rtmp_public_url,
+        pull=PullSettings(idle_s=live.pull_idle_s), rtmp_public_url=live.rtmp_public_url, rtmp_port=rtmp_port,
     )
 
 
-def register_live_providers(providers: ProviderRegistry, hub: LiveHub) -> None:
+def live_providers(hub: LiveHub) -> tuple[RTMPProvider, LivePullProvider]:
+    """The ``rtmp`` and ``live`` providers, telling each item's state from ``hub``'s registry."""
+
     def state_of(item: MediaItem) -> str:
         stream = hub.registry.get(item.room_id, item.id)
         if stream is None:
             return "offline"
         return "live" if stream.publishing else "ended"
 
-    providers.register(RTMPProvider(hub.links, state_of))
-    providers.register(LivePullProvider(hub.links, state_of))
+    return RTMPProvider(state_of), LivePullProvider(state_of)

@@ -9,6 +9,9 @@
   (pull) item it starts the live proxy if it is not running.
 - ``rtmp_url`` is what OBS asks for as "Server": ``[live] rtmp_public_url`` when configured,
   else ``rtmp://HOST:PORT/live`` with the host of ``public_url`` or of the request.
+
+As a Twisted ``Service`` it runs the publisher heartbeat while started; stopping it ends every
+publish (an ``onStatus`` and a close) and every FLV viewer.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -46,7 +50,7 @@ class PullSettings:
     max_backoff_s: float = 30.0
 
 
-class LiveHub:
+class LiveHub(Service):
     log = Logger()
 
     def __init__(
@@ -62,6 +66,7 @@ class LiveHub:
         opener: Opener | None = None,
         pull: PullSettings = PullSettings(),
         rtmp_public_url: str | None = None,
+        rtmp_port: int | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -73,13 +78,21 @@ class LiveHub:
         self.opener = opener
         self.pull_settings = pull
         self.rtmp_public_url = rtmp_public_url
-        self.rtmp_port: int | None = None
+        self.rtmp_port = rtmp_port
         self.pulls: dict[tuple[str, str], LivePull] = {}
         self._heartbeat: IDelayedCall | None = None
         self.last_release: Deferred[Any] | None = None  # the latest publisher-record release
         registry.on_release = self._released
 
     # -- lifecycle ------------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.stop()
 
     def start(self) -> None:
         self._heartbeat = self.scheduler.callLater(HEARTBEAT_S, self._beat)

@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 
-def default_providers() -> ProviderRegistry:
-    """The providers every server has (more join as their issues land)."""
-    return ProviderRegistry([DirectProvider()])
+def default_providers(*more: Provider) -> ProviderRegistry:
+    """The providers every server has, and ``more`` (the live and upload providers, made with
+    the subsystems they read from)."""
+    return ProviderRegistry([DirectProvider(), *more])

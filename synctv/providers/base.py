@@ -96,7 +96,14 @@ class ClientProfile:
 
 @attrs.frozen
 class PlaybackInfo:
-    """One way to play a media item: ``url`` in ``mode``, sending ``headers``."""
+    """One way to play a media item: ``url`` in ``mode``, sending ``headers``.
+
+    ``signer`` (never sent to clients) names who turns this info into what a viewer gets: a
+    provider's ``proxy`` infos name the *upstream* (``signer="proxy"``, ``synctv.proxy.links``),
+    live infos name a route of this server (``signer="live"``, ``synctv.live.links``); the
+    signer binds the URL to the viewer and an expiry. ``Actions.playback_results`` applies it,
+    and drops the info when that signer is not running on this server.
+    """
 
     mode: str
     url: str
@@ -105,6 +112,7 @@ class PlaybackInfo:
     subtitles: tuple[Subtitle, ...] = ()
     expires_at: int | None = None  # server-time ms after which ``url`` stops working
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
+    signer: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +138,13 @@ class PlaybackResult:
             "provider": self.provider,
             "infos": [info.to_json() for info in self.infos],
         }
+
+
+class UrlSigner(Protocol):
+    """Turns a provider's PlaybackInfo into the signed, expiring one a viewer receives."""
+
+    def sign_info(self, info: PlaybackInfo, *, room_id: str, media_id: str, user_id: str,
+                  now_ms: int) -> PlaybackInfo: ...
 
 
 class Provider(Protocol):

@@ -88,6 +88,7 @@ class DirectProvider:
         if profile.accepts_mode("proxy"):
             infos.append(PlaybackInfo(
                 mode="proxy", url=media.url, format=fmt, headers=dict(media.headers), subtitles=media.subtitles,
+                signer="proxy",
             ))
         return infos
 

@@ -4,9 +4,11 @@ pulled by the live proxy). Both are played the same way, from this server:
 - mode ``flv``, format ``flv``: ``.../live.flv`` -- low latency (mpegts.js, ffplay, VLC, mpv);
 - mode ``hls``, format ``hls``: ``.../hls/index.m3u8`` -- any HLS player.
 
-The URLs carry a signature and an expiry (``synctv.live.links``), so a player that cannot send
-headers plays them as they are; no headers are needed. ``metadata.live`` is true, and
-``metadata.state`` says whether the stream is on the air on this node right now.
+The provider names the route (``live.flv``, ``hls/index.m3u8``) with ``signer="live"``;
+``Actions.playback_results`` has ``synctv.live.links.LiveLinks`` turn it into a URL bound to the
+viewer with a signature and an expiry, so a player that cannot send headers plays it as it is.
+``metadata.live`` is true, and ``metadata.state`` says whether the stream is on the air on this
+node right now.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from twisted.internet.defer import Deferred, succeed
 
 from synctv.core.errors import BadRequest
 from synctv.core.models import MediaItem
-from synctv.live.links import LiveLinks
 from synctv.providers.base import ClientProfile, PlaybackInfo, PlaybackResult
 from synctv.providers.direct import check_http_url
 
@@ -28,8 +29,7 @@ StateOf = Callable[[MediaItem], str]  # "live" | "ended" | "offline"
 class _LiveProvider:
     name = ""
 
-    def __init__(self, links: LiveLinks, state_of: StateOf = lambda item: "offline") -> None:
-        self.links = links
+    def __init__(self, state_of: StateOf = lambda item: "offline") -> None:
         self.state_of = state_of
 
     def infos(self, media: MediaItem, profile: ClientProfile, now_ms: int) -> list[PlaybackInfo]:
@@ -37,9 +37,8 @@ class _LiveProvider:
         infos = []
         for mode, tail in (("flv", "live.flv"), ("hls", "hls/index.m3u8")):
             if profile.accepts_mode(mode) and profile.accepts_format(mode):
-                url, expires = self.links.url(media.room_id, media.id, tail, now_ms)
-                infos.append(PlaybackInfo(mode=mode, url=url, format=mode, subtitles=media.subtitles,
-                                          expires_at=expires, metadata=metadata))
+                infos.append(PlaybackInfo(mode=mode, url=tail, format=mode, subtitles=media.subtitles,
+                                          metadata=metadata, signer="live"))
         return infos
 
     def playback(self, media: MediaItem, profile: ClientProfile, now_ms: int) -> Deferred[PlaybackResult]:

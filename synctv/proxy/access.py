@@ -4,7 +4,7 @@ A proxy request names a room and a media item in its path and carries a signed g
 query (``synctv.proxy.links``). :meth:`MediaAccess.resolve` answers 404 for an unknown room or
 item (before looking at the signature, like every route), 403 for a missing, forged or expired
 signature, and 403 when the signed user is gone or no longer a member of the room (site admins
-see every room). It then asks the item's provider how to proxy it (a ``proxy`` PlaybackInfo for a
+see every room; ``Actions.access_by_grant``, the same check as every route). It then asks the item's provider how to proxy it (a ``proxy`` PlaybackInfo for a
 ``modes=proxy`` profile): the upstream URL and headers always come from the provider, never from
 the client.
 
@@ -22,9 +22,8 @@ from typing import Any
 
 import attrs
 
-from synctv.core import permissions
 from synctv.core.errors import Forbidden, NotFound
-from synctv.core.models import MediaItem, Room
+from synctv.core.models import MediaItem
 from synctv.providers.base import ClientProfile, PlaybackInfo
 from synctv.proxy.links import KIND_ITEM, KIND_SUBTITLE, ProxyGrant, ProxyLinks
 from synctv.proxy.m3u8 import PLAYLIST_KINDS
@@ -42,17 +41,6 @@ class ProxyTarget:
     room_id: str
     media: MediaItem
     info: PlaybackInfo
-
-
-async def find_media(store: Any, room_ref: str, media_id: str) -> tuple[Room, MediaItem]:
-    """The room (by id, then name) and its item; ``NotFound`` for either."""
-    room = await store.get_room(room_ref) or await store.get_room_by_name(room_ref)
-    if room is None:
-        raise NotFound(f"no room {room_ref[:64]!r}")
-    media = await store.get_media(room.id, media_id)
-    if media is None:
-        raise NotFound(f"no media item {media_id[:64]!r} in this room")
-    return room, media
 
 
 def upstream_for(grant: ProxyGrant, target: ProxyTarget) -> Upstream:
@@ -100,14 +88,9 @@ class MediaAccess:
             target = known[1]
             grant = self.links.verify(target.room_id, media_id, kind, index, args, now_ms)
             return grant, upstream_for(grant, target)
-        store = self.actions.store
-        room, media = await find_media(store, room_ref, media_id)
+        room, media = await self.actions.find_media(room_ref, media_id)
         grant = self.links.verify(room.id, media_id, kind, index, args, now_ms)
-        user = await store.get_user(grant.user_id)
-        if user is None:
-            raise Forbidden("the user of this proxy URL no longer exists")
-        if not permissions.is_site_admin(user.role) and await store.get_member(room.id, user.id) is None:
-            raise Forbidden("the user of this proxy URL is not a member of the room")
+        await self.actions.access_by_grant(grant.user_id, room, to="play its media through the proxy")
         provider = self.actions.providers.get(media.provider)
         if provider is None:
             raise NotFound(f"the {media.provider!r} provider is not available on this server")

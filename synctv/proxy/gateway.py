@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.iweb import IRequest
@@ -25,27 +27,29 @@ from synctv.proxy.upstream import UpstreamClient
 log = Logger()
 
 
-class MediaProxy:
-    """See the module docstring. ``attach(actions)`` before serving (actions need the links first)."""
+class MediaProxy(Service):
+    """See the module docstring. ``links`` are the ones ``actions`` signs proxy URLs with; as a
+    Twisted ``Service``, stopping it closes upstream connections and flushes the file cache."""
 
     def __init__(
-        self, *, links: ProxyLinks, cache: SliceCache, client: UpstreamClient, service: SliceService,
-        backend: str, threadpools: list[ThreadPool] | None = None,
+        self, *, links: ProxyLinks, actions: Any, cache: SliceCache, client: UpstreamClient,
+        service: SliceService, backend: str, threadpools: list[ThreadPool] | None = None,
+        access_options: dict[str, Any] | None = None,
     ) -> None:
         self.links = links
         self.cache = cache
         self.client = client
         self.service = service
         self.backend = backend
-        self.access: MediaAccess | None = None
+        self.access = MediaAccess(actions, links, **(access_options or {}))
         self._threadpools = threadpools or []
 
-    def attach(self, actions: Any, **options: Any) -> None:
-        self.access = MediaAccess(actions, self.links, **options)
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return Deferred.fromCoroutine(self.close())
 
     async def serve(self, request: IRequest, room: str, media: str, kind: str = KIND_ITEM, index: str = "0") -> None:
         """Answer a proxy request (GET or HEAD) for the item, a subtitle or a playlist URI."""
-        assert self.access is not None, "attach(actions) first"
         grant, upstream = await self.access.resolve(room, media, kind, parse_index(index), request.args)
         if upstream.playlist:
             def rewrite(url: str, uri_kind: str, i: int) -> str:
@@ -92,7 +96,7 @@ class MediaProxy:
 
 
 async def open_media_proxy(
-    config: Any, *, data_dir: Path, secret: str, reactor: Any, public_url: str | None = None,
+    config: Any, *, data_dir: Path, links: ProxyLinks, actions: Any, reactor: Any,
     revalidate_s: float | None = 60.0, sync_writes: bool = False,
 ) -> MediaProxy:
     """Build the proxy from a ``ProxyConfig`` (``slice_size``, ``cache``, ``cache_bytes``, ``allow_networks``).
@@ -119,6 +123,5 @@ async def open_media_proxy(
         cache = MemorySliceCache(config.cache_bytes)
     client = UpstreamClient(reactor, allow_networks=config.allow_networks)
     service = SliceService(cache, client, slice_size=config.slice_size, revalidate_s=revalidate_s)
-    links = ProxyLinks(secret, public_url=public_url)
-    return MediaProxy(links=links, cache=cache, client=client, service=service, backend=config.cache,
-                      threadpools=pools)
+    return MediaProxy(links=links, actions=actions, cache=cache, client=client, service=service,
+                      backend=config.cache, threadpools=pools)

@@ -32,7 +32,7 @@ import attrs
 from synctv.core import auth
 from synctv.core.errors import Forbidden, NotFound
 from synctv.core.models import Subtitle
-from synctv.providers.base import PlaybackResult
+from synctv.providers.base import PlaybackInfo, PlaybackResult
 from synctv.proxy.m3u8 import KIND_SEGMENT, KIND_VARIANT, URI_ATTRIBUTES
 
 #: How long a proxy URL works (a film of several hours plays on one URL).
@@ -143,25 +143,25 @@ class ProxyLinks:
             raise Forbidden("the proxy URL has expired; ask for the playback info again")
         return grant
 
-    def sign_result(self, result: PlaybackResult, *, room_id: str, user_id: str, now_ms: int) -> PlaybackResult:
-        """``result`` with every ``proxy`` info pointing at a signed URL for ``user_id``.
-
-        A provider marks what the server should relay with a ``proxy`` PlaybackInfo holding the
-        *upstream* URL, headers and subtitles; here the URL becomes the proxy URL, the headers go
-        (the server sends them upstream) and each subtitle becomes a proxied subtitle URL.
-        """
+    def sign_info(self, info: PlaybackInfo, *, room_id: str, media_id: str, user_id: str,
+                  now_ms: int) -> PlaybackInfo:
+        """A provider's ``proxy`` info (naming the *upstream* URL, headers and subtitles) as the
+        viewer ``user_id`` gets it: the URL becomes the signed proxy URL, the headers go (the
+        server sends them upstream) and each subtitle becomes a proxied subtitle URL."""
         expires = now_ms + self.ttl_ms
-        infos = []
-        for info in result.infos:
-            if info.mode != "proxy":
-                infos.append(info)
-                continue
-            main = ProxyGrant(room_id, result.media_id, user_id, expires, KIND_ITEM, 0)
-            subtitles = tuple(
-                Subtitle(name=s.name, format=s.format, headers={}, url=self.public_url + self.path_for(
-                    attrs.evolve(main, kind=KIND_SUBTITLE, index=i), extension(s.url)))
-                for i, s in enumerate(info.subtitles)
-            )
-            infos.append(attrs.evolve(info, url=self.public_url + self.path_for(main), headers={},
-                                      subtitles=subtitles, expires_at=expires))
-        return attrs.evolve(result, infos=tuple(infos))
+        main = ProxyGrant(room_id, media_id, user_id, expires, KIND_ITEM, 0)
+        subtitles = tuple(
+            Subtitle(name=s.name, format=s.format, headers={}, url=self.public_url + self.path_for(
+                attrs.evolve(main, kind=KIND_SUBTITLE, index=i), extension(s.url)))
+            for i, s in enumerate(info.subtitles)
+        )
+        return attrs.evolve(info, url=self.public_url + self.path_for(main), headers={}, subtitles=subtitles,
+                            expires_at=expires, signer=None)
+
+    def sign_result(self, result: PlaybackResult, *, room_id: str, user_id: str, now_ms: int) -> PlaybackResult:
+        """``result`` with every ``proxy`` info signed for ``user_id`` (``sign_info``)."""
+        return attrs.evolve(result, infos=tuple(
+            self.sign_info(info, room_id=room_id, media_id=result.media_id, user_id=user_id, now_ms=now_ms)
+            if info.mode == "proxy" else info
+            for info in result.infos
+        ))

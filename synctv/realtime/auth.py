@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 
 from synctv.actions import Actions
 from synctv.core import permissions
-from synctv.core.errors import Forbidden, Unauthorized
+from synctv.core.errors import Unauthorized
 from synctv.core.models import Member, Room, User
 from synctv.core.permissions import Permission
 
@@ -105,7 +105,6 @@ class ConnectionAuthorizer:
             if display is not None:
                 return display
         user = await self.actions.authenticate(token)
-        view = await self.actions.get_room(user, room_ref)
-        if view.member is None and not permissions.is_site_admin(user.role):
-            raise Forbidden("join the room first (POST /api/rooms/{room}/join, with the room password if it has one)")
+        view = await self.actions.access(
+            user, room_ref, to="connect (POST /api/rooms/{room}/join, with the room password if it has one)")
         return Principal(user=user, room=view.room, member=view.member)

@@ -87,11 +87,14 @@ class RoomsWebSocketResource(resource.Resource):
 
 def build_realtime(
     actions: Actions, limits: RealtimeLimits, *, reactor: Any, node_id: str | None = None,
-    display_authenticator: DisplayAuthenticator | None = None, **factory_options: Any,
+    display_authenticator: DisplayAuthenticator | None = None, runtime: ConnectionRuntime | None = None,
+    **factory_options: Any,
 ) -> tuple[ConnectionRuntime, RoomsWebSocketResource]:
-    """The runtime and the resource to mount with ``site.mount_ws(resource)``; the caller starts
-    the runtime (``runtime.start()``) and closes it on shutdown (``runtime.close_all()``)."""
-    runtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor, node_id=node_id)
+    """The runtime (``runtime``, or a new one) and the resource to mount with
+    ``site.mount_ws(resource)``; the runtime is a Service: start it (``startService``) and stop
+    it on shutdown (``stopService`` closes every connection with 1001)."""
+    if runtime is None:
+        runtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor, node_id=node_id)
     authorizer = ConnectionAuthorizer(actions, display_authenticator)
     factory = RoomProtocolFactory(runtime, authorizer, limits, reactor=reactor, **factory_options)
     return runtime, RoomsWebSocketResource(factory)

@@ -28,7 +28,7 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from synctv.actions import Actions
+from synctv.actions import Actions, Viewer
 from synctv.bus import Bus, Message, room_channel
 from synctv.core import auth, permissions
 from synctv.core.clock import Clock
@@ -275,28 +275,23 @@ class RoomSession:
 
     # -- playback results -----------------------------------------------------------------------
 
-    async def _resolve(self, media_id: str | None, profiles: Iterable[ClientProfile]) -> dict[ClientProfile, Any]:
-        """The PlaybackResult JSON of ``media_id`` for each distinct profile (None: nothing)."""
-        profiles = set(profiles)
+    async def _resolve(self, media_id: str | None, viewers: list[Viewer]) -> list[Any]:
+        """The PlaybackResult JSON of ``media_id`` for each viewer (None: nothing to play), from
+        ``Actions.playback_results``: the same answer as ``GET .../playback`` for that user and
+        profile (signed proxy URLs, header values only where they may go)."""
         if media_id is None:
-            return dict.fromkeys(profiles)
+            return [None] * len(viewers)
         item = await self.actions.store.get_media(self.room_id, media_id)
         if item is None:
-            return dict.fromkeys(profiles)
+            return [None] * len(viewers)
         self._selected_item = item.to_json()
-        provider = self.actions.providers.get(item.provider)
-        if provider is None:
-            raise Unavailable(f"the {item.provider!r} provider is not available on this server")
-        results = {}
-        for profile in profiles:
-            results[profile] = (await provider.playback(item, profile, self.clock())).to_json()
-        return results
+        return [result.to_json() for result in await self.actions.playback_results(item, viewers)]
 
-    async def resolve_playback(self, profile: ClientProfile) -> tuple[int, str | None, Any]:
-        """``(version, media_id, result JSON or None)`` for the current state and ``profile``."""
+    async def resolve_playback(self, conn: ConnectionSession) -> tuple[int, str | None, Any]:
+        """``(version, media_id, result JSON or None)`` for the current state and ``conn``."""
         state = await self.read_state()
-        results = await self._resolve(state.media_id, [profile])
-        return state.version, state.media_id, results[profile]
+        [result] = await self._resolve(state.media_id, [viewer_of(conn)])
+        return state.version, state.media_id, result
 
     def _refresh_playback(self, state: dict[str, Any], *, force: bool = False) -> None:
         """Push a new ``playback`` result to observers whose selected media is not ``state``'s
@@ -315,12 +310,13 @@ class RoomSession:
     async def _push_playback(
         self, version: int, media_id: str | None, conns: list[ConnectionSession], force: bool
     ) -> None:
-        results = await self._resolve(media_id, [c.profile or ClientProfile() for c in conns])
-        by_profile: dict[ClientProfile, list[ConnectionSession]] = {}
-        for conn in conns:
-            by_profile.setdefault(conn.profile or ClientProfile(), []).append(conn)
-        for profile, group in by_profile.items():
-            result = results.get(profile)
+        groups: dict[tuple[str, bool, ClientProfile], list[ConnectionSession]] = {}
+        for conn in conns:  # one result, and one prepared frame, per group
+            viewer = viewer_of(conn)
+            groups.setdefault((viewer.user.id, viewer.may(Permission.manage_media), viewer.profile), []).append(conn)
+        heads = [group[0] for group in groups.values()]
+        results = await self._resolve(media_id, [viewer_of(conn) for conn in heads])
+        for group, result in zip(groups.values(), results, strict=True):
             frame = self.prepare(encode_message({"type": "playback", "result": result}))
             for conn in group:
                 conn.offer_playback(version, media_id, result, frame, force=force)
@@ -413,6 +409,12 @@ class RoomSession:
         if not self.presence.has_connection(to) or to in self.connections:
             raise NotFound(f"no connection {to[:64]!r} in this room", field="to")
         self._publish({"type": "webrtc", "to": to, "from": conn.connection_id, "signal": signal})
+
+
+def viewer_of(conn: ConnectionSession) -> Viewer:
+    """Who ``conn``'s playback results are made for (``Actions.playback_results``)."""
+    principal = conn.principal
+    return Viewer(principal.user, principal.member, conn.profile or ClientProfile())
 
 
 def _member_from_json(value: Any) -> Member | None:

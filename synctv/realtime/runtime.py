@@ -5,7 +5,8 @@ It admits connections against the per-room and per-user caps (counted on this no
 the periodic presence announcements, and closes everything on shutdown.
 
 ``active_room_ids()`` is the set of rooms with at least one open connection on this node; the
-background workers schedule from it.
+background workers schedule from it. As a Twisted ``Service`` it starts the presence ticker
+(``startService``) and closes every connection with 1001 when the server stops (``stopService``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -48,7 +50,7 @@ class Slot:
     user_id: str
 
 
-class ConnectionRuntime:
+class ConnectionRuntime(Service):
     """See the module docstring.
 
     ``prepare`` turns an encoded message into a frame that can be written to many connections
@@ -179,6 +181,14 @@ class ConnectionRuntime:
         return {"online": True, "connections": len(sessions), "telemetry": latest}
 
     # -- life -----------------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.start()
+
+    def stopService(self) -> Deferred[bool]:
+        super().stopService()
+        return self.close_all()
 
     def start(self) -> None:
         """Start the periodic presence announcements."""

@@ -286,7 +286,7 @@ class ConnectionSession:
                     raise BadRequest(e.message, field=f"profile.{e.field}" if e.field else "profile") from None
             self.observing.add(resource)
             self.profile = profile
-            version, media_id, result = await self.room.resolve_playback(profile)
+            version, media_id, result = await self.room.resolve_playback(self)
             self._reply_playback(message.id, version, media_id, result)
         elif resource == "presence":
             self.observing.add(resource)

@@ -20,7 +20,7 @@ from synctv.bus import InProcessBus
 from synctv.core import auth
 from synctv.core.clock import ManualClock
 from synctv.core.models import User
-from synctv.providers import default_providers
+from synctv.providers import ProviderRegistry, default_providers
 from synctv.site import SynctvSite
 from synctv.store.interface import Store
 
@@ -165,6 +165,7 @@ class Served:
         await self.port.stopListening()
 
 
-def make_actions(store: Store, clock: ManualClock, bus: InProcessBus | None = None) -> Actions:
+def make_actions(store: Store, clock: ManualClock, bus: InProcessBus | None = None, *,
+                 providers: ProviderRegistry | None = None, signers: dict[str, Any] | None = None) -> Actions:
     return Actions(store=store, clock=clock, secret=SECRET, bus=bus or InProcessBus(),
-                   providers=default_providers(), scrypt_n=CHEAP_N)
+                   providers=providers or default_providers(), scrypt_n=CHEAP_N, signers=signers)

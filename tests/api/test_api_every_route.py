@@ -8,9 +8,9 @@ import re
 import pytest
 import pytest_twisted
 
-from synctv.api.app import SynctvAPI
+from synctv.site import ROUTE_TABLES
 
-ROUTES = SynctvAPI.table.docs
+ROUTES = [doc for table in ROUTE_TABLES for doc in table.docs]
 AUTH_ROUTES = [r for r in ROUTES if r.auth]
 BODY_ROUTES = [r for r in ROUTES if r.body is not None]
 REF_ROUTES = [r for r in ROUTES if r.parameters]

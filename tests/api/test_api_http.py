@@ -23,9 +23,9 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
 from synctv.api import schema as s
-from synctv.api.app import SynctvAPI
+from synctv.api.app import CORE_ROUTES, SynctvAPI
 from synctv.core.clock import ManualClock
-from synctv.site import build_site, redact_uri
+from synctv.site import ROUTE_TABLES, build_site, redact_uri
 from synctv.store import open_store
 from tests.api.api_support import WEB_DIR, Served, make_actions
 
@@ -268,9 +268,9 @@ async def test_metrics_count_requests_by_route_template(world):
     assert room["id"] not in text  # concrete paths never become labels
 
 
-def _klein_routes() -> set[tuple[str, str]]:
+def _klein_routes(api: SynctvAPI) -> set[tuple[str, str]]:
     routes = set()
-    for rule in SynctvAPI.app.url_map.iter_rules():
+    for rule in api.app.url_map.iter_rules():
         path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
         routes |= {(method, path) for method in rule.methods - {"HEAD", "OPTIONS"}}
     return routes
@@ -285,13 +285,14 @@ async def test_openapi_describes_exactly_the_routes_that_exist(world):
     doc = r.json
     assert doc["openapi"].startswith("3.1")
     documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
-    assert documented == _klein_routes()
+    assert documented == _klein_routes(world.site.api)
+    assert {(doc.method, doc.path) for table in ROUTE_TABLES for doc in table.docs} == documented
 
 
-def test_docs_api_md_lists_exactly_the_routes_that_exist():
-    """The route table of docs/api.md names the same routes as the Klein app."""
+def test_docs_api_md_lists_exactly_the_routes_that_exist(world):
+    """The route table of docs/api.md names the same routes as the Klein app of a server."""
     listed = set(re.findall(r"^\| `(GET|POST|PUT|PATCH|DELETE) (/[^`\s]*)`", API_MD.read_text(), re.M))
-    assert listed == _klein_routes()
+    assert listed == _klein_routes(world.site.api)
 
 
 @pytest_twisted.ensureDeferred
@@ -390,3 +391,22 @@ async def test_the_real_access_log_line_hides_the_token(world):
     access = [line for line in lines if "/healthz" in line]
     assert access and "token=VERY..." in access[0]
     assert not any("VERYSECRETTOKENVALUE" in line for line in lines)
+
+
+def test_importing_the_api_registers_no_routes_and_an_api_serves_the_tables_it_is_given():
+    """Route modules are listed where the Site is built (``synctv.site.ROUTE_TABLES``), not
+    registered by being imported: ``synctv.api.app`` alone imports none of them, and an API made
+    with the core table only has no live, proxy or display route."""
+    import subprocess
+    import sys
+
+    code = ("import sys, synctv.api.app; "
+            "print(sorted(m for m in sys.modules if m.endswith('_routes')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    api = SynctvAPI(object(), routes=(CORE_ROUTES,))
+    paths = {rule.rule for rule in api.app.url_map.iter_rules()}
+    assert "/api/rooms/<room>" in paths
+    assert not any("live.flv" in p or "/proxy" in p or "display" in p for p in paths), paths
+    full = {rule.rule for rule in SynctvAPI(object(), routes=ROUTE_TABLES).app.url_map.iter_rules()}
+    assert "/api/rooms/<room>/media/<media>/live.flv" in full and paths < full

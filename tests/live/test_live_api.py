@@ -17,9 +17,10 @@ from synctv.core.clock import ManualClock
 from synctv.live import flv
 from synctv.live.hls import HLSStream, MemorySegmentStore
 from synctv.live.links import LiveLinks
-from synctv.live.node import register_live_providers
+from synctv.live.node import live_providers
 from synctv.live.service import LiveHub
 from synctv.live.streams import StreamRegistry
+from synctv.providers import default_providers
 from synctv.site import build_site
 from tests.api.api_support import SECRET, WEB_DIR, Served, World, make_actions
 from tests.live.live_support import VIDEO_HEADER, StubPublisher, feed, tags_of
@@ -31,7 +32,6 @@ def world(store: Any) -> Iterator[World]:
 
     clock = ManualClock()
     bus = InProcessBus()
-    actions = make_actions(store, clock, bus)
     registry = StreamRegistry(
         clock=clock, scheduler=reactor,
         hls_factory=lambda r, m: HLSStream(MemorySegmentStore(), clock=clock, target_s=1.0, window=4,
@@ -39,7 +39,8 @@ def world(store: Any) -> Iterator[World]:
     )
     hub = LiveHub(store=store, clock=clock, scheduler=reactor, registry=registry, links=LiveLinks(SECRET),
                   node_id="node:1", node_url="http://node:1")
-    register_live_providers(actions.providers, hub)
+    actions = make_actions(store, clock, bus, providers=default_providers(*live_providers(hub)),
+                           signers={"live": hub.links})
     served = Served(build_site(actions, web_dir=WEB_DIR, live=hub))
     w = World(store=store, clock=clock, actions=actions, site=served.site, client=served.client, bus=bus)
     w.served = served
@@ -62,9 +63,10 @@ async def live_item(world: World) -> tuple[dict[str, Any], dict[str, Any]]:
     return room, r.json["media"]
 
 
-async def signed_urls(world: World, room: dict[str, Any], item: dict[str, Any], query: str = "") -> dict[str, str]:
+async def signed_urls(world: World, room: dict[str, Any], item: dict[str, Any], query: str = "",
+                      token: str = "alice") -> dict[str, str]:
     r = await world.client.get(f"/api/rooms/{room['id']}/media/{item['id']}/playback{query}",
-                               token=world.tokens["alice"])
+                               token=world.tokens[token])
     assert r.status == 200, r.raw
     return {info["mode"]: info["url"] for info in r.json["infos"]}
 
@@ -118,7 +120,8 @@ async def test_playback_offers_signed_expiring_flv_and_hls(world):
     assert [i["mode"] for i in infos] == ["flv", "hls"] and [i["format"] for i in infos] == ["flv", "hls"]
     for info in infos:
         query = parse_qs(urlsplit(info["url"]).query)
-        assert set(query) == {"exp", "sig"} and int(query["exp"][0]) == info["expires_at"]
+        assert set(query) == {"u", "exp", "sig"} and int(query["exp"][0]) == info["expires_at"]
+        assert query["u"] == [world.users["alice"].id]  # bound to the viewer
         assert info["headers"] == {} and info["metadata"] == {"live": True, "state": "offline"}
     assert list(await signed_urls(world, room, item, "?modes=hls")) == ["hls"]
     assert list(await signed_urls(world, room, item, "?formats=flv&headers=0")) == ["flv"]
@@ -142,8 +145,26 @@ async def test_viewer_routes_need_a_member_token_or_a_valid_signature(world):
     assert (await world.client.get(stolen)).status == 401  # a signature names its item
     assert (await world.client.get(f"{base}/live.flv", token=world.tokens["carol"])).status == 403
     assert (await world.client.get(flv_url)).status == 404  # valid, but nothing is published
+    forged = flv_url.replace(f"u={world.users['alice'].id}", f"u={world.users['bob'].id}")
+    assert (await world.client.get(forged)).status == 401  # a signature names its viewer
     world.clock.advance(world.extra["hub"].links.ttl_ms)
     assert (await world.client.get(flv_url)).status == 401  # expired
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_signed_live_url_stops_working_when_its_viewer_leaves_the_room(world):
+    """A live URL is bound to the member it was made for: once they are removed from the room
+    (or deleted), the same unexpired URL answers 403, as every door of the room does."""
+    room, item = await live_item(world)
+    r = await world.client.post(f"/api/rooms/{room['id']}/join", {}, token=world.tokens["bob"])
+    assert r.status == 200
+    urls = await signed_urls(world, room, item, token="bob")
+    assert (await world.client.get(urls["flv"])).status == 404  # allowed: nothing is published
+    r = await world.client.delete(f"/api/rooms/{room['id']}/members/bob", token=world.tokens["alice"])
+    assert r.status == 200
+    for url in urls.values():
+        r = await world.client.get(url)
+        assert r.status == 403 and r.error()["code"] == "forbidden", url
 
 
 async def live_item_in(world: World, owner: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 from synctv.config import ProxyConfig
 from synctv.core.clock import ManualClock
 from synctv.proxy.gateway import open_media_proxy
+from synctv.proxy.links import ProxyLinks
 from synctv.site import build_site
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate
@@ -111,17 +112,16 @@ def make_world(tmp_path: Path) -> Iterator[Any]:
     migrate(url)
     store = pytest_twisted.blockon(open_store(url))
     clock = ManualClock()
-    actions = make_actions(store, clock)
+    links = ProxyLinks(SECRET)
+    actions = make_actions(store, clock, signers={"proxy": links})
 
     async def make(revalidate_s: float | None = None, **config: Any) -> ProxyWorld:
         from twisted.internet import reactor
 
         settings = {"slice_size": SLICE, "cache": "memory", "cache_bytes": 64 << 20,
                     "allow_networks": LOOPBACK, **config}
-        proxy = await open_media_proxy(ProxyConfig(**settings), data_dir=tmp_path / "data", secret=SECRET,
-                                       reactor=reactor, revalidate_s=revalidate_s)
-        proxy.attach(actions)
-        actions.proxy_links = proxy.links
+        proxy = await open_media_proxy(ProxyConfig(**settings), data_dir=tmp_path / "data", links=links,
+                                       actions=actions, reactor=reactor, revalidate_s=revalidate_s)
         served = Served(build_site(actions, web_dir=WEB_DIR, proxy=proxy))
         world = ProxyWorld(store=store, clock=clock, actions=actions, site=served.site, client=served.client,
                            bus=actions.bus)

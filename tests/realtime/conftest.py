@@ -1,6 +1,9 @@
 """A running Site with the WebSocket endpoint mounted, on 127.0.0.1 over a real SQLite store, with
 users root, admin, alice, bob and carol (tokens in ``rt.world.tokens``).
 
+Its Actions sign proxy and live URLs (as a server does; the proxy and live routes themselves are
+not running) and know the ``rtmp`` and ``live`` providers.
+
 ``rt`` uses the default limits (except a large message burst: the ManualClock never refills the
 bucket); ``rt_factory(**limits)`` builds one with other limits. The reactor is imported inside
 fixtures only.
@@ -20,12 +23,15 @@ from twisted.internet.defer import Deferred
 from synctv.bus import InProcessBus
 from synctv.core.clock import ManualClock
 from synctv.core.realtime import RealtimeLimits
+from synctv.live.links import LiveLinks
+from synctv.providers import LivePullProvider, RTMPProvider, default_providers
+from synctv.proxy.links import ProxyLinks
 from synctv.realtime.resource import build_realtime
 from synctv.realtime.runtime import ConnectionRuntime
 from synctv.site import build_site
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate
-from tests.api.api_support import WEB_DIR, Served, World, make_actions
+from tests.api.api_support import SECRET, WEB_DIR, Served, World, make_actions
 from tests.realtime.wsclient import Refused, WSClient, connect, room_path
 
 TEST_LIMITS = RealtimeLimits(messages_per_s=1000.0, messages_burst=1000)
@@ -103,7 +109,9 @@ def rt_factory(tmp_path: Path) -> Iterator[Callable[..., Coroutine[Any, Any, RT]
         stores.append(store)
         clock = ManualClock()
         bus = InProcessBus()
-        actions = make_actions(store, clock, bus)
+        providers = default_providers(RTMPProvider(), LivePullProvider())
+        actions = make_actions(store, clock, bus, providers=providers,
+                               signers={"proxy": ProxyLinks(SECRET), "live": LiveLinks(SECRET)})
         site = build_site(actions, web_dir=WEB_DIR)
         runtime, ws = build_realtime(actions, attrs.evolve(TEST_LIMITS, **limits), reactor=reactor,
                                      close_handshake_timeout_s=3.0)
