@@ -41,7 +41,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from synctv.bus import Bus, room_channel
-from synctv.core import auth, permissions, playback
+from synctv.core import auth, permissions, playback, wait
 from synctv.core.clock import Clock
 from synctv.core.displays import DISPLAY_USER_PREFIX, display_stand_in
 from synctv.core.errors import (
@@ -406,6 +406,7 @@ class Actions:
     ) -> RoomView:
         if kind not in ("watch", "display"):
             raise BadRequest("kind must be watch or display", field="kind")
+        settings = wait.check_settings(settings or {})
         if await self.store.get_room_by_name(name) is not None:
             raise Conflict(f"the room name {_show(name)} is taken", field="name")
         now = self.clock()
@@ -438,7 +439,7 @@ class Actions:
         if password is not UNSET:
             changes["password_hash"] = None if password is None else await self._hash(password)
         if settings is not UNSET:
-            changes["settings"] = dict(settings)
+            changes["settings"] = wait.check_settings(settings)
         if not changes:
             return view.room
         room = await self.store.update_room(view.room.id, **changes)
@@ -643,13 +644,47 @@ class Actions:
             current = await self.store.get_media(room_id, state.media_id)
             duration = current.duration if current is not None else None
         new = playback.apply_update(state, update, self.clock(), duration)
-        if not await self.store.set_playback(room_id, new, state.version):
+        if not await self._compare_and_set(room_id, new, state.version):
             current_state = await self._state(room_id)
             raise StaleVersion(
                 f"version {update.version} is stale; the current version is {current_state.version}",
                 detail=current_state.to_json(),
             )
+        return new
+
+    async def _compare_and_set(self, room_id: str, new: PlaybackState, based_on: int) -> bool:
+        """Store ``new`` if the state is still at version ``based_on``, then announce it."""
+        if not await self.store.set_playback(room_id, new, based_on):
+            return False
         self._publish(room_id, {"type": "playbackState", "state": new.to_json()})
+        return True
+
+    # -- the room waits for its slowest viewer (synctv.core.wait) -------------------------------
+
+    @deferred
+    async def start_wait(self, room_id: str, for_user: str) -> PlaybackState | None:
+        """Hold the room for a viewer (``for_user``, a name for the log) whose player is not
+        ready: ``core.wait.waiting_state`` by compare-and-set. None when the room does not wait
+        or its state changed meanwhile. The caller (a realtime connection) was authorized."""
+        room = await self.store.get_room(room_id)
+        if room is None:
+            return None
+        state = await self._state(room_id)
+        new = wait.waiting_state(state, wait.WaitSettings.of(room.settings), room.kind, self.clock())
+        if new is None or not await self._compare_and_set(room_id, new, state.version):
+            return None
+        self.log.info("room {room_name} waits for {user_name} (up to {wait_s}s)", room_name=room.name,
+                      user_name=for_user, wait_s=round((new.at_ms - self.clock()) / 1000, 1))
+        return new
+
+    @deferred
+    async def end_wait(self, room_id: str, version: int) -> PlaybackState | None:
+        """Everyone is ready: the wait that state ``version`` holds resumes for all at once
+        (``core.wait.resumed_state``) by compare-and-set; None when the state moved on."""
+        state = await self._state(room_id)
+        new = wait.resumed_state(state, version, self.clock())
+        if new is None or not await self._compare_and_set(room_id, new, state.version):
+            return None
         return new
 
     @deferred

@@ -65,6 +65,48 @@ class DisplaysConfig:
 
 
 @attrs.frozen
+class WebRTCConfig:
+    """``[webrtc]``: ICE servers for the room page's voice, sent to members in the WebSocket
+    ``welcome`` (docs/realtime.md). Each is an RTCIceServer ``{urls: [...], username?, credential?}``;
+    none is needed on a LAN."""
+
+    ice_servers: tuple[dict[str, Any], ...] = ()
+
+
+ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+MAX_ICE_SERVERS = 16
+
+
+def _ice_servers(value: Any, where: str) -> tuple[dict[str, Any], ...]:
+    """``ice_servers``: a list of URLs ("stun:host:3478") or of tables {urls, username, credential}."""
+    how = f'{where} must be a list of "stun:HOST:PORT" / "turn:HOST:PORT" URLs or of {{urls, username, credential}} tables'
+    if not isinstance(value, list) or len(value) > MAX_ICE_SERVERS:
+        raise ConfigError(how + f" (at most {MAX_ICE_SERVERS})")
+    servers = []
+    for entry in value:
+        table = {"urls": entry} if isinstance(entry, str) else entry
+        if not isinstance(table, dict) or set(table) - {"urls", "username", "credential"}:
+            raise ConfigError(how)
+        urls = table.get("urls")
+        urls = [urls] if isinstance(urls, str) else urls
+        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+            raise ConfigError(how)
+        for url in urls:
+            if not url.startswith(ICE_SCHEMES) or len(url) > 512 or any(ch.isspace() for ch in url):
+                raise ConfigError(f"{where}: {url[:80]!r} is not a STUN or TURN URL such as stun:stun.example.org:3478")
+        server: dict[str, Any] = {"urls": list(urls)}
+        for key in ("username", "credential"):
+            if key in table:
+                if not isinstance(table[key], str):
+                    raise ConfigError(f"{where}: {key} must be a string")
+                server[key] = table[key]
+        if any(u.startswith(("turn:", "turns:")) for u in urls) and not ("username" in server and "credential" in server):
+            raise ConfigError(f"{where}: a TURN server needs username and credential")
+        servers.append(server)
+    return tuple(servers)
+
+
+@attrs.frozen
 class Config:
     data: Path
     http: str = "tcp:8080"
@@ -77,6 +119,7 @@ class Config:
     realtime: RealtimeConfig = attrs.field(factory=RealtimeConfig)
     displays: DisplaysConfig = DisplaysConfig()
     auth: ThrottleConfig = attrs.field(factory=ThrottleConfig)
+    webrtc: WebRTCConfig = WebRTCConfig()
 
     @property
     def database_url(self) -> str:
@@ -103,6 +146,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "max_connections_per_room": "int", "max_connections_per_user": "int", "idle_s": "num",
         "ping_s": "num", "send_buffer_bytes": "int",
     },
+    "webrtc": {"ice_servers": "ice_servers"},
 }
 
 
@@ -133,6 +177,8 @@ def _check_type(value: Any, kind: str, where: str) -> Any:
             except ValueError:
                 raise ConfigError(f"{where}: {text!r} is not a network such as 192.168.0.0/16") from None
         return tuple(networks)
+    if kind == "ice_servers":
+        return _ice_servers(value, where)
     raise AssertionError(kind)
 
 
@@ -260,6 +306,7 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
         realtime=realtime,
         displays=displays,
         auth=auth,
+        webrtc=WebRTCConfig(**sections.get("webrtc", {})),
     )
     if proxy.cache not in ("memory", "file"):
         raise ConfigError(f'[proxy] cache must be "memory" or "file", not {proxy.cache!r}')

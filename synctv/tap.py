@@ -222,7 +222,8 @@ class SynctvService(OrderedServices):
         proxy = await open_media_proxy(config.proxy, data_dir=config.data, links=proxy_links, actions=actions,
                                        reactor=reactor)
         limits = RealtimeLimits(**attrs.asdict(config.realtime))
-        realtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor)
+        realtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor,
+                                     ice_servers=config.webrtc.ice_servers)
         metrics = HttpMetrics()
         displays = DisplayRuntime(
             actions=actions, secret=self.secret, data_dir=config.data, web_dir=web_dir(), reactor=reactor,

@@ -455,6 +455,8 @@ PLAYBACK_UPDATE = Schema(name="PlaybackUpdate", fields={
     "position": attrs.evolve(POSITION, optional=True, nullable=True),
     "rate": attrs.evolve(RATE, optional=True, nullable=True),
     "media_id": Str(min_len=1, max_len=64, optional=True, nullable=True),
+    "lead_ms": Int(minimum=0, maximum=60_000, optional=True, nullable=True,
+                   description="play only: a countdown start this many ms from now"),
     "version": Int(minimum=0),
 })
 

@@ -2,6 +2,9 @@
 
 Pure: the caller passes the current time and, when known, the duration of the media. The same
 rules serve the HTTP PATCH, the WebSocket ``update`` and (later) display triggers.
+
+``play`` with ``lead_ms`` is a countdown start ("start together"): the state plays from the
+position at ``now + lead_ms``, a scheduled start every client shows counting down.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ ACTIONS = ("play", "pause", "seek", "rate", "media")
 MIN_RATE = 0.25
 MAX_RATE = 4.0
 MAX_POSITION = 366 * 24 * 3600.0  # a year of media is more than anyone needs
+MAX_LEAD_MS = 60_000  # a countdown start ("play" with lead_ms) is at most a minute ahead
 
 
 @attrs.frozen
@@ -30,6 +34,7 @@ class Update:
     position: float | None = None
     rate: float | None = None
     media_id: str | None = None
+    lead_ms: int = 0  # "play" only: start this long from now (a countdown start), 0 = at once
 
 
 def number_field(body: Mapping[str, Any], name: str, *, required: bool = False) -> float | None:
@@ -73,7 +78,11 @@ def parse_update(body: Any) -> Update:
         raise BadRequest("rate needs a rate", field="rate")
     if action == "media" and media_id is None:
         raise BadRequest("media needs a media_id", field="media_id")
-    return Update(action=action, version=version, position=position, rate=rate, media_id=media_id)
+    lead = number_field(body, "lead_ms")
+    if lead is not None and (action != "play" or not 0 <= lead <= MAX_LEAD_MS):
+        raise BadRequest(f"lead_ms goes with play only, from 0 to {MAX_LEAD_MS} ms", field="lead_ms")
+    return Update(action=action, version=version, position=position, rate=rate, media_id=media_id,
+                  lead_ms=int(lead or 0))
 
 
 def _clamp(position: float, duration: float | None) -> float:
@@ -108,7 +117,7 @@ def apply_update(
             position = here if update.position is None else update.position
             if state.ended and update.position is None:
                 position = 0.0
-            nxt.update(playing=True, ended=False, position=_clamp(position, duration))
+            nxt.update(playing=True, ended=False, position=_clamp(position, duration), at_ms=now_ms + update.lead_ms)
         elif update.action == "pause":
             position = here if update.position is None else update.position
             nxt.update(playing=False, position=_clamp(position, duration))

@@ -17,7 +17,7 @@ import attrs
 from synctv.core.errors import BadRequest, PayloadTooLarge
 from synctv.core.playback import MAX_POSITION, Update, number_field, parse_update
 
-RESOURCES = ("playbackState", "playback", "presence", "chat")
+RESOURCES = ("playbackState", "playback", "presence", "chat", "viewers")
 MAX_ID_CHARS = 64
 MAX_CONNECTION_ID_CHARS = 64
 MAX_PROFILE_ITEMS = 32
@@ -51,6 +51,7 @@ class RealtimeLimits(RealtimeConfig):
     chat_backlog: int = 50
     presence_interval_s: float = 10.0
     presence_expire_s: float = 30.0
+    viewers_interval_s: float = 1.0  # telemetry in ``viewers`` is announced and pushed at most this often
 
     def public(self) -> dict[str, Any]:
         """The limits a client needs to know (the ``limits`` field of ``welcome``)."""
@@ -138,6 +139,16 @@ class Telemetry:
 
 
 @attrs.frozen
+class Readiness:
+    """``readiness {ready, wait?}``: whether this viewer's player can play at the room's position
+    now, and (``wait``, None: unchanged) whether the room should wait for it (synctv.core.wait)."""
+
+    id: MessageId
+    ready: bool
+    wait: bool | None = None
+
+
+@attrs.frozen
 class WebRTCSignal:
     id: MessageId
     to: str
@@ -146,6 +157,7 @@ class WebRTCSignal:
 
 ClientMessage = (
     TimeRequest | Observe | Unobserve | UpdateRequest | ChatSend | DanmakuSend | Telemetry | WebRTCSignal
+    | Readiness
 )
 
 
@@ -255,6 +267,13 @@ def parse_message(obj: Mapping[str, Any], limits: RealtimeLimits) -> ClientMessa
         return Telemetry(
             mid, *(number_field(obj, name) for name in ("drift_ms", "rate", "offset_ms", "rtt_ms"))
         )
+    if kind == "readiness":
+        ready, wait = obj.get("ready"), obj.get("wait")
+        if not isinstance(ready, bool):
+            raise BadRequest("ready must be true or false", field="ready")
+        if wait is not None and not isinstance(wait, bool):
+            raise BadRequest("wait must be true or false", field="wait")
+        return Readiness(mid, ready, wait)
     if kind == "webrtc":
         to = obj.get("to")
         if not isinstance(to, str) or not to or len(to) > MAX_CONNECTION_ID_CHARS:

@@ -15,7 +15,10 @@ the realtime layer itself, each with ``room_id``:
   on change and every ``presence_interval_s``;
 - ``{"type": "chat", "message": {id, from, text, at_ms}}``;
 - ``{"type": "danmaku", "danmaku": {id, from, text, at, at_ms}}``;
-- ``{"type": "webrtc", "to", "from", "signal"}`` -- for a connection on another node.
+- ``{"type": "webrtc", "to", "from", "signal"}`` -- for a connection on another node;
+- ``{"type": "viewers", "node", "viewers"}`` and ``{"type": "wait", "wait"}`` -- readiness,
+  telemetry and the room's wait, handled by ``synctv.realtime.viewers.RoomViewers``; ``room``
+  (settings changed) reaches it too.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from synctv.core.permissions import Permission
 from synctv.core.realtime import PresenceBoard, PresenceEntry, RealtimeLimits, encode_message, local_presence
 from synctv.providers.base import ClientProfile
 from synctv.realtime.session import CLOSE_REMOVED, CLOSE_ROOM_DELETED, ConnectionSession
+from synctv.realtime.viewers import RoomViewers
 
 PRESENCE_DELAY_S = 0.05  # presence changes within this delay go out as one announcement
 SEEN_IDS = 512  # chat/danmaku ids remembered to drop a message delivered twice
@@ -73,6 +77,7 @@ class RoomSession:
         self._rereading = False
         self.rereading: Deferred[None] | None = None  # the re-read in flight, for tests
         self._selected_item: dict[str, Any] | None = None
+        self.viewers = RoomViewers(self)  # readiness, telemetry and the wait (synctv.realtime.viewers)
 
     # -- life -----------------------------------------------------------------------------------
 
@@ -87,6 +92,7 @@ class RoomSession:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        self.viewers.leave()
         try:
             self._publish({"type": "presence", "node": self.node_id, "online": []})
         except Unavailable:
@@ -94,12 +100,15 @@ class RoomSession:
 
     def attach(self, conn: ConnectionSession) -> None:
         self.connections[conn.connection_id] = conn
+        if not self.viewers.configured:
+            self.viewers.configure(conn.principal.room)
         self._presence_changed()
 
     def detach(self, conn: ConnectionSession) -> None:
         if self.connections.pop(conn.connection_id, None) is not None:
             self._reread_waiting.discard(conn)
             self._presence_changed()
+            self.viewers.detached(conn)
 
     def close_all(self, code: int, reason: str) -> None:
         for conn in list(self.connections.values()):
@@ -109,6 +118,8 @@ class RoomSession:
 
     def _observers(self, resource: str) -> list[ConnectionSession]:
         return [c for c in self.connections.values() if c.observes(resource)]
+
+    observers = _observers
 
     def broadcast(self, message: dict[str, Any], targets: Iterable[ConnectionSession]) -> None:
         """Encode and prepare ``message`` once, and send that frame to each of ``targets``."""
@@ -126,6 +137,8 @@ class RoomSession:
                              message_type=message.get("type"), room_id=self.room_id)
             raise Unavailable("the message could not be sent; try again") from None
 
+    publish = _publish
+
     def _first_time(self, message_id: str) -> bool:
         if message_id in self._seen:
             return False
@@ -139,7 +152,9 @@ class RoomSession:
 
         async def read() -> PlaybackState:
             state = await self.actions.store.get_playback(self.room_id)
-            return state if state is not None else PlaybackState()
+            state = state if state is not None else PlaybackState()
+            self.viewers.on_state(state.to_json())
+            return state
 
         return Deferred.fromCoroutine(read())
 
@@ -166,6 +181,7 @@ class RoomSession:
             if gapped:
                 self.reread(gapped)
         self._refresh_playback(state)
+        self.viewers.on_state(state)
 
     def _on_playlist(self, message: Message) -> None:
         if self._observers("playback"):
@@ -227,6 +243,15 @@ class RoomSession:
         if target is not None:
             target.deliver_webrtc(str(message["from"]), message["signal"])
 
+    def _on_viewers(self, message: Message) -> None:
+        self.viewers.on_viewers(message)
+
+    def _on_wait(self, message: Message) -> None:
+        self.viewers.on_wait(message)
+
+    def _on_room(self, message: Message) -> None:
+        self.viewers.on_room(message)
+
     _handlers: dict[str, Callable[[RoomSession, Message], None]] = {
         "playbackState": _on_state,
         "playlist": _on_playlist,
@@ -237,6 +262,9 @@ class RoomSession:
         "chat": _on_chat,
         "danmaku": _on_danmaku,
         "webrtc": _on_webrtc,
+        "viewers": _on_viewers,
+        "wait": _on_wait,
+        "room": _on_room,
     }
 
     # -- re-reading the state -------------------------------------------------------------------
@@ -369,6 +397,7 @@ class RoomSession:
         self.announce_presence()
         if self.presence.expire(self.clock()):
             self._broadcast_presence()
+        self.viewers.tick()
 
     def _local_entries(self) -> tuple[PresenceEntry, ...]:
         return local_presence(

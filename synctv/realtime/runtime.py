@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import collections
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -63,6 +63,7 @@ class ConnectionRuntime(Service):
     def __init__(
         self, *, actions: Actions, limits: RealtimeLimits, scheduler: IReactorTime, bus: Bus | None = None,
         clock: Clock | None = None, node_id: str | None = None, prepare: Prepare | None = None,
+        ice_servers: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.actions = actions
         self.limits = limits
@@ -71,6 +72,8 @@ class ConnectionRuntime(Service):
         self.clock = clock if clock is not None else actions.clock
         self.node_id = node_id or new_node_id()
         self.prepare: Prepare = prepare if prepare is not None else (lambda payload: payload)
+        # sent in every welcome: the ICE servers of [webrtc] ice_servers, for voice (docs/realtime.md)
+        self.welcome_extra = {"webrtc": {"ice_servers": [dict(server) for server in ice_servers]}}
         self.rooms: dict[str, RoomSession] = {}
         self.slots: dict[str, Slot] = {}
         self.sessions: dict[str, ConnectionSession] = {}
@@ -110,7 +113,7 @@ class ConnectionRuntime(Service):
             room.start()
         session = ConnectionSession(
             connection_id=slot.connection_id, principal=principal, room=room, sink=sink, clock=self.clock,
-            limits=self.limits,
+            limits=self.limits, welcome_extra=self.welcome_extra,
         )
         self.sessions[slot.connection_id] = session
         room.attach(session)

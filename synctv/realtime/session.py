@@ -15,7 +15,7 @@ and the sender never gets the same version twice.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -33,6 +33,7 @@ from synctv.core.realtime import (
     Observe,
     RateLimiter,
     RateVerdict,
+    Readiness,
     RealtimeLimits,
     Relay,
     Telemetry,
@@ -92,7 +93,7 @@ class ConnectionSession:
 
     def __init__(
         self, *, connection_id: str, principal: Principal, room: RoomSession, sink: Sink, clock: Clock,
-        limits: RealtimeLimits,
+        limits: RealtimeLimits, welcome_extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.connection_id = connection_id
         self.principal = principal
@@ -104,6 +105,10 @@ class ConnectionSession:
         self.observing: set[str] = set()
         self.profile: ClientProfile | None = None
         self.telemetry: dict[str, Any] | None = None
+        self.welcome_extra = dict(welcome_extra or {})
+        self.ready: bool | None = None  # the last readiness report (synctv.core.wait), None: none yet
+        self.wait_for_me = True
+        self.ready_since_ms = 0
         self.closed = False
         self.close_code: int | None = None
         self.last_sent_version: int | None = None
@@ -181,6 +186,7 @@ class ConnectionSession:
             "server_time_ms": self.clock(),
             **self.principal.welcome_fields(),
             "limits": self.limits.public(),
+            **self.welcome_extra,
         })
 
     # -- input ----------------------------------------------------------------------------------
@@ -256,6 +262,13 @@ class ConnectionSession:
             return None
         if isinstance(message, Telemetry):
             self.telemetry = {**message.to_json(), "at_ms": now}
+            self.room.viewers.telemetry(self)
+            self._ack(message.id)
+            return None
+        if isinstance(message, Readiness):
+            if self.principal.read_only:
+                raise Forbidden("this connection is read only")
+            self.room.viewers.report(self, message.ready, message.wait)
             self._ack(message.id)
             return None
         if isinstance(message, WebRTCSignal):
@@ -292,6 +305,9 @@ class ConnectionSession:
             self.observing.add(resource)
             self.presence_revision, online = self.room.online_now()
             self._reply(message.id, {"type": "presence", "online": online})
+        elif resource == "viewers":
+            self.observing.add(resource)
+            self._reply(message.id, {"type": "viewers", **self.room.viewers.current()})
         else:  # chat
             self.observing.add(resource)
             self._reply(message.id, {"type": "chat", "messages": list(self.room.chat)})

@@ -158,3 +158,15 @@ async def test_deleting_the_playing_item_clears_the_state(world):
                        "at_ms": world.clock(), "version": 2}
     assert [m["type"] for m in seen] == ["playlist", "playlist", "playbackState"]
     assert seen[-1]["state"] == cleared
+
+
+@pytest_twisted.ensureDeferred
+async def test_play_with_a_lead_is_a_countdown_start(world):
+    """``play`` with ``lead_ms`` schedules the start that far ahead ("start together"); a lead with
+    another action, or over a minute, is a 400 naming lead_ms."""
+    _room, _item, path, _state = await _playing_room(world)
+    r = await world.client.patch(path, {"action": "play", "version": 1, "lead_ms": 3000}, token=world.tokens["alice"])
+    assert (r.status, r.json["playing"], r.json["at_ms"], r.json["position"]) == (200, True, world.clock() + 3000, 0.0)
+    for body in ({"action": "pause", "version": 2, "lead_ms": 100}, {"action": "play", "version": 2, "lead_ms": 60_001}):
+        r = await world.client.patch(path, body, token=world.tokens["alice"])
+        assert (r.status, r.error()["field"]) == (400, "lead_ms")

@@ -68,6 +68,8 @@ async def test_room_name_taken_is_409(world):
     ({"name": "ok", "kind": "cinema"}, "kind"),
     ({"name": "ok", "settings": []}, "settings"),
     ({"name": "ok", "settings": {"blob": "x" * 17000}}, "settings"),
+    ({"name": "ok", "settings": {"wait_s": 0}}, "settings.wait_s"),
+    ({"name": "ok", "settings": {"wait_for_all": "on"}}, "settings.wait_for_all"),
     ({"name": "ok", "password": 1234}, "password"),
     ({"name": "ok", "colour": "red"}, "colour"),
 ])
@@ -234,3 +236,17 @@ async def test_remove_member_and_leave(world):
     assert (await world.client.delete(f"{path}/nobody", token=world.tokens["alice"])).status == 404
     members = await world.store.list_members(room["id"])
     assert [m.user_id for m in members] == [world.users["alice"].id]
+
+
+@pytest_twisted.ensureDeferred
+async def test_wait_settings_are_checked_and_other_settings_kept(world):
+    """settings.wait_for_all and settings.wait_s (the room waits for its slowest viewer) are checked
+    on PATCH too; keys other parts own (settings.playlist) are kept as given."""
+    room = await world.room()
+    settings = {"playlist": "loop", "wait_for_all": False, "wait_s": 4.5}
+    r = await world.client.patch(f"/api/rooms/{room['id']}", {"settings": settings}, token=world.tokens["alice"])
+    assert (r.status, r.json["room"]["settings"]) == (200, settings)
+    r = await world.client.patch(f"/api/rooms/{room['id']}", {"settings": {"wait_s": 600}}, token=world.tokens["alice"])
+    assert (r.status, r.error()["field"]) == (400, "settings.wait_s")
+    r = await world.client.get(f"/api/rooms/{room['id']}", token=world.tokens["alice"])
+    assert r.json["room"]["settings"] == settings
