@@ -63,6 +63,7 @@ from synctv.store.interface import UNSET, Store
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 CLEAR_RETRIES = 5
+LOBBY_ROOMS = 100  # rooms the home page lists
 MAX_TITLE = 256
 
 
@@ -114,6 +115,20 @@ class RoomView:
         granted = permissions.effective_permissions(
             self.actor.role, self.member.permissions if self.member else None)
         return needed in granted
+
+
+@attrs.frozen
+class LobbyRoom:
+    """A room on the home page: the caller's membership (or None), its state and what it plays."""
+
+    room: Room
+    member: Member | None
+    state: PlaybackState
+    title: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"room": self.room.to_json(), "member": self.member.to_json() if self.member else None,
+                "state": self.state.to_json(), "title": self.title}
 
 
 @attrs.frozen
@@ -422,6 +437,27 @@ class Actions:
         stored = await self.store.create_room(room, creator, PlaybackState(at_ms=now))
         self.log.info("{actor} created room {room_name}", actor=actor.name, room_name=name)
         return RoomView(stored, creator)
+
+    @deferred
+    async def lobby(self, actor: User, limit: int = LOBBY_ROOMS) -> list[LobbyRoom]:
+        """The home page's rooms for ``actor``: watch rooms they belong to, then those without a
+        password (site admins: every watch room), at most ``limit``, each with what it plays."""
+        admin = permissions.is_site_admin(actor.role)
+        mine, public = [], []
+        for room in await self.store.list_rooms():
+            if room.kind != "watch":
+                continue
+            member = await self.store.get_member(room.id, actor.id)
+            if member is not None:
+                mine.append((room, _named(member, actor)))
+            elif admin or not room.has_password:
+                public.append((room, None))
+        found = []
+        for room, member in (mine + public)[:limit]:
+            state = await self._state(room.id)
+            item = await self.store.get_media(room.id, state.media_id) if state.media_id else None
+            found.append(LobbyRoom(room, member, state, item.title if item is not None else None))
+        return found
 
     @deferred
     async def get_room(self, actor: User, ref: str) -> RoomView:

@@ -2,8 +2,9 @@
 
 Dispatch by the first path segment (``SiteRoot``):
 
-- ``/api/...``, ``/healthz``, ``/metrics`` -> the Klein resource of ``SynctvAPI`` (it sees the
-  whole path, so its routes are written as ``/api/rooms/<room>``);
+- ``/api/...``, ``/healthz``, ``/metrics``, ``/room/...``, ``/display/...``, the triggers -> the
+  Klein resource of ``SynctvAPI`` (it sees the whole path, so its routes are written as
+  ``/api/rooms/<room>``);
 - ``/ws/...`` -> ``SynctvSite.ws_resource`` once the realtime layer mounts it there with
   ``site.mount_ws(resource)`` (it then sees ``rooms/{room}`` as its postpath); until then
   Klein answers a JSON 404;
@@ -33,15 +34,16 @@ from twisted.web import http, pages, resource, server, static
 from twisted.web.iweb import IRequest
 
 from synctv.actions import Actions
-from synctv.api import display_routes, live_routes, proxy_routes
+from synctv.api import display_routes, live_routes, page_routes, proxy_routes
 from synctv.api.app import CORE_ROUTES, RouteTable, SynctvAPI
 from synctv.api.errors import write_error
 from synctv.api.metrics import HttpMetrics
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 #: Every route a synctv server answers, by subsystem (each module declares its own table).
-ROUTE_TABLES: tuple[RouteTable, ...] = (CORE_ROUTES, live_routes.ROUTES, proxy_routes.ROUTES, display_routes.ROUTES)
-KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics", b"trigger", b"trigger_by_name", b"display"})
+ROUTE_TABLES: tuple[RouteTable, ...] = (CORE_ROUTES, live_routes.ROUTES, proxy_routes.ROUTES, display_routes.ROUTES,
+                                        page_routes.ROUTES)
+KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics", b"trigger", b"trigger_by_name", b"display", b"room"})
 KLEIN_PATHS = frozenset({(b"admin", b"idle-image")})  # Klein routes inside a static folder (web/admin/)
 SECRET_PARAMS = (b"token", b"sig", b"signature", b"key", b"password", b"access_token",
                  b"s", b"r")  # s, r: a proxy URL's signature and upstream URL (synctv.proxy.links)
@@ -273,12 +275,14 @@ def build_site(
     actions: Actions, *, web_dir: pathlib.Path, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     reactor: Any = None, live: Any = None, proxy: Any = None, displays: Any = None,
     metrics: HttpMetrics | None = None, routes: Sequence[RouteTable] = ROUTE_TABLES,
+    online: page_routes.Online = page_routes.nobody_online,
 ) -> SynctvSite:
     """The Site serving the API (``routes``, with the subsystems they use: ``live`` a LiveHub,
     ``proxy`` a MediaProxy, ``displays`` a DisplayRuntime; one not given answers 503), the
-    WebSocket endpoint once mounted, and ``web_dir``."""
+    WebSocket endpoint once mounted, and ``web_dir`` (with the room page; ``online`` says who is
+    in a room for the home page: ``ConnectionRuntime.online``)."""
     api = SynctvAPI(actions, routes=routes, metrics=metrics, reactor=reactor, live=live, proxy=proxy,
-                    displays=displays)
+                    displays=displays, pages=page_routes.RoomPages(web_dir, online))
     static_root = StaticFiles(str(web_dir))
     static_root.putChild(b"vendor", vendor_resource(web_dir))
     root = SiteRoot(api.resource(), static_root)

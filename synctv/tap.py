@@ -234,7 +234,7 @@ class SynctvService(OrderedServices):
         _, ws = build_realtime(actions, limits, reactor=reactor, runtime=realtime,
                                display_authenticator=displays.display_authenticator)
         site = build_site(actions, web_dir=web_dir(), reactor=reactor, live=live, proxy=proxy, displays=displays,
-                          metrics=metrics)
+                          metrics=metrics, online=realtime.online)
         site.mount_ws(ws)
         displays.attach(site)
         self._adopt("displays", displays)

@@ -170,6 +170,7 @@ class SynctvAPI:
     def __init__(
         self, actions: Actions, *, routes: Sequence[RouteTable] = (CORE_ROUTES,), metrics: HttpMetrics | None = None,
         reactor: IReactorTime | None = None, live: Any = None, proxy: Any = None, displays: Any = None,
+        pages: Any = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -179,6 +180,7 @@ class SynctvAPI:
         self.live = live  # synctv.live.service.LiveHub (synctv.api.live_routes)
         self.proxy = proxy  # synctv.proxy.gateway.MediaProxy (synctv.api.proxy_routes)
         self.displays = displays  # synctv.displays.runtime.DisplayRuntime (synctv.api.display_routes)
+        self.pages = pages  # synctv.api.page_routes.RoomPages (synctv.api.page_routes)
         self.metrics = metrics if metrics is not None else HttpMetrics()
         self.reactor = reactor
         self.routes = tuple(routes)

@@ -475,3 +475,12 @@ ONE_MEMBER = Schema(fields={"member": MEMBER})
 MEDIA_LIST = Schema(fields={"media": List(of=MEDIA_ITEM, max_items=MANY)})
 ONE_MEDIA = Schema(fields={"media": MEDIA_ITEM})
 HEALTH = Schema(fields={"status": Str(max_len=32), "database": Str(max_len=32)})
+ONLINE_USER = Schema(name="OnlineUser", fields={
+    "user_id": ID, "user_name": Str(max_len=256), "connections": Int(minimum=0),
+    "connection_ids": List(of=Str(max_len=64), max_items=MANY),
+})
+LOBBY_ROOM = Schema(name="LobbyRoom", fields={
+    "room": ROOM, "member": attrs.evolve(MEMBER, nullable=True), "state": PLAYBACK_STATE,
+    "title": Str(max_len=256, nullable=True), "online": List(of=ONLINE_USER, max_items=MANY),
+})
+LOBBY = Schema(fields={"rooms": List(of=LOBBY_ROOM, max_items=MANY)})

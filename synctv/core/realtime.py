@@ -17,7 +17,7 @@ import attrs
 from synctv.core.errors import BadRequest, PayloadTooLarge
 from synctv.core.playback import MAX_POSITION, Update, number_field, parse_update
 
-RESOURCES = ("playbackState", "playback", "presence", "chat", "viewers")
+RESOURCES = ("playbackState", "playback", "presence", "chat", "viewers", "playlist")
 MAX_ID_CHARS = 64
 MAX_CONNECTION_ID_CHARS = 64
 MAX_PROFILE_ITEMS = 32

@@ -184,6 +184,7 @@ class RoomSession:
         self.viewers.on_state(state)
 
     def _on_playlist(self, message: Message) -> None:
+        self.broadcast({"type": "playlist"}, self._observers("playlist"))
         if self._observers("playback"):
             Deferred.fromCoroutine(self._playlist_changed()).addErrback(
                 lambda f: self.log.failure("room {room_id}: refreshing playback", f, room_id=self.room_id))

@@ -163,6 +163,12 @@ class ConnectionRuntime(Service):
         room = self.rooms.get(room_id)
         return len(room.connections) if room is not None else 0
 
+    def online(self, room_id: str) -> list[dict[str, Any]]:
+        """Who is in the room (every node's connections, merged), as this node knows it: the
+        room's presence when it has a connection here, an empty list otherwise."""
+        room = self.rooms.get(room_id)
+        return room.online_now()[1] if room is not None else []
+
     def telemetry(self, room_id: str) -> list[dict[str, Any]]:
         """The latest telemetry of each connection in the room (for the admin UI)."""
         room = self.rooms.get(room_id)

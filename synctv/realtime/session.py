@@ -305,6 +305,9 @@ class ConnectionSession:
             self.observing.add(resource)
             self.presence_revision, online = self.room.online_now()
             self._reply(message.id, {"type": "presence", "online": online})
+        elif resource == "playlist":
+            self.observing.add(resource)
+            self._reply(message.id, {"type": "playlist"})
         elif resource == "viewers":
             self.observing.add(resource)
             self._reply(message.id, {"type": "viewers", **self.room.viewers.current()})

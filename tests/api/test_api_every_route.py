@@ -13,7 +13,9 @@ from synctv.site import ROUTE_TABLES
 ROUTES = [doc for table in ROUTE_TABLES for doc in table.docs]
 AUTH_ROUTES = [r for r in ROUTES if r.auth]
 BODY_ROUTES = [r for r in ROUTES if r.body is not None]
-REF_ROUTES = [r for r in ROUTES if r.parameters]
+# the room page is the same HTML for every {room}: it looks nothing up (synctv.api.page_routes)
+PAGES = {("GET", "/room/{room}")}
+REF_ROUTES = [r for r in ROUTES if r.parameters and (r.method, r.path) not in PAGES]
 UNKNOWN = {"room": "no-such-room", "user": "no-such-user", "media": "no-such-media",
            # display routes (synctv.api.display_routes)
            "display": "no-such-display", "public_id": "no-such-public-id", "event": "no-such-event",

@@ -231,3 +231,17 @@ async def test_telemetry_reaches_viewers_observers_at_most_once_a_second(env: En
     [bob] = pushed[0]["viewers"]
     assert bob["user_name"] == "bob" and bob["ready"] is None
     assert bob["telemetry"]["drift_ms"] == 3.0 and bob["telemetry"]["offset_ms"] == -3.5
+
+
+@pytest_twisted.ensureDeferred
+async def test_playlist_observers_hear_that_the_playlist_changed(env: Env) -> None:
+    """``observe playlist`` answers at once, then each add, edit, removal or reorder is one
+    ``playlist`` frame (the page re-reads GET .../media)."""
+    node = env.node("n1")
+    a, a_sink = await env.connect(node, "alice")
+    await send(a, {"type": "observe", "id": "p", "resource": "playlist"})
+    assert a_sink.take() == [{"type": "playlist", "id": "p"}]
+    alice = env.users["alice"]
+    item = await env.actions.add_media(alice, env.room_id, url="https://cdn.example/b.mp4")
+    await env.actions.update_media(alice, env.room_id, item.id, title="B")
+    assert a_sink.take() == [{"type": "playlist"}, {"type": "playlist"}]

@@ -2,7 +2,8 @@
 //
 // It opens a session (POST /api/displays/{public_id}/session: a display token and the room),
 // connects to the room's WebSocket with that token (realtime.js: clock sync, reconnects) and
-// follows the room's playback state with the drift controller (drift.js). No event: the idle
+// follows the room's playback state with the shared sync engine (engine.js: the drift controller
+// of drift.js and telemetry; the room page uses the same engine). No event: the idle
 // image. A trigger schedules the event's video at `at_ms`: the screen preloads it, pauses at 0 and
 // starts on the instant; a screen that loads or reconnects mid-show joins at the right offset; at
 // the end (state `ended`) the idle image comes back. Every second it reports telemetry (drift,
@@ -15,77 +16,18 @@
 // `deadband_ms`, `settle_ms`, `seek_ms`, `max_rate`, `gain`, `join_ms`, `signal=clock|frame`,
 // `correction=0`.
 
-import { DriftController, PRESETS } from "./drift.js";
+import { SyncEngine, optionsFromQuery } from "./engine.js";
+import { NATIVE_MODES, canPlayFormat, pickUrl, soundMayAutoplay } from "./media.js";
 import { RealtimeClient } from "./realtime.js";
 import { CacheWarmer } from "./warm.js";
 
-const TELEMETRY_MS = 1000;
+// the shared engine's helpers, as this module exported them before they moved
+export { optionsFromQuery, pickUrl };
+
 const OVERLAY_MS = 250;
 const SESSION_RETRY_MS = [1000, 2000, 5000, 10000, 30000];
 const REFRESH_BEFORE_EXPIRY_MS = 24 * 3600 * 1000;
 const REFRESH_AFTER_FAILED_ATTEMPTS = 4;
-const PLAYABLE_MODES = ["direct", "proxy"];
-// a WAV of silence (44 bytes of header, 2 samples): the autoplay probe
-const SILENT_WAV = "data:audio/wav;base64,UklGRigAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQQAAAAAAAAA";
-
-/**
- * Controller options from the page's query string.
- * @param {URLSearchParams} params
- * @returns {Partial<import("./drift.js").DriftOptions>}
- */
-export function optionsFromQuery(params) {
-  const preset = params.get("preset") ?? "synctv";
-  /** @type {Record<string, any>} */
-  const options = { ...(PRESETS[/** @type {keyof typeof PRESETS} */ (preset)] ?? {}) };
-  /** @type {Array<[string, string]>} */
-  const numbers = [
-    ["deadband_ms", "deadbandMs"], ["settle_ms", "settleMs"], ["seek_ms", "seekThresholdMs"],
-    ["max_rate", "maxRateDelta"], ["gain", "gainPerS"], ["join_ms", "joinLeadMs"],
-  ];
-  for (const [param, key] of numbers) {
-    const value = Number.parseFloat(params.get(param) ?? "");
-    if (Number.isFinite(value) && value >= 0) options[key] = value;
-  }
-  const signal = params.get("signal");
-  if (signal === "clock" || signal === "frame") options.signal = signal;
-  if (params.get("correction") === "0") options.correction = false;
-  if (preset !== "synctv" || params.has("deadband_ms") || params.has("seek_ms")) {
-    options.storageKey = `synctv.display.playLatencyMs.${preset}`; // variants learn apart
-  }
-  return options;
-}
-
-/**
- * The URL to play for a PlaybackResult, or null: the first direct or proxy entry whose format
- * this browser plays.
- * @param {any} result
- * @param {(format: string) => boolean} canPlay
- * @returns {string | null}
- */
-export function pickUrl(result, canPlay) {
-  for (const info of result?.infos ?? []) {
-    if (PLAYABLE_MODES.includes(info.mode) && typeof info.url === "string" && canPlay(info.format ?? "unknown")) {
-      return info.url;
-    }
-  }
-  return null;
-}
-
-/**
- * Mutes the video up front when the autoplay policy refuses sound (a silent probe's play()).
- * @returns {Promise<boolean>} whether sound may autoplay
- */
-async function soundMayAutoplay() {
-  try {
-    const probe = new Audio(SILENT_WAV);
-    probe.muted = false;
-    await Promise.race([probe.play(), sleep(1000)]); // no answer within a second: assume it may
-    probe.pause();
-    return true;
-  } catch (error) {
-    return /** @type {Error} */ (error).name !== "NotAllowedError";
-  }
-}
 
 /** @param {number} ms */
 function sleep(ms) {
@@ -128,14 +70,14 @@ export class DisplayPage {
     this.loadedMedia = null;
     /** @type {string | null} the URL in the video element */
     this.loadedUrl = null;
-    this.telemetrySent = 0;
     this.mutedByPolicy = false;
     /** @type {ReturnType<typeof setTimeout> | null} */
     this._refreshTimer = null;
     this._refreshing = false;
     /** @type {RealtimeClient | null} */
     this.client = null;
-    this.controller = new DriftController(this.video, () => this.serverNow(), optionsFromQuery(this.params));
+    this.engine = new SyncEngine(this.video, optionsFromQuery(this.params));
+    this.controller = this.engine.controller;
     /** @type {CacheWarmer | null} */
     this.warmer = null;
     /** @type {any} the newest playback state */
@@ -146,7 +88,11 @@ export class DisplayPage {
 
   /** Server time (ms): the clock sync's once connected, the local clock before. */
   serverNow() {
-    return this.client ? this.client.serverNow() : performance.timeOrigin + performance.now();
+    return this.engine.serverNow();
+  }
+
+  get telemetrySent() {
+    return this.engine.telemetrySent;
   }
 
   async start() {
@@ -165,7 +111,7 @@ export class DisplayPage {
     this.video.addEventListener("error", () => {
       this.lastError = `video: ${this.video.error?.message || this.video.error?.code || "error"}`;
     });
-    setInterval(() => this.sendTelemetry(), TELEMETRY_MS);
+    this.engine.startTelemetry();
     setInterval(() => this.renderOverlay(), OVERLAY_MS);
     this._keepAwake();
     await this.openSession();
@@ -216,6 +162,7 @@ export class DisplayPage {
   connect() {
     const client = new RealtimeClient();
     this.client = client;
+    this.engine.attach(client);
     client.addEventListener("playbackState", (e) => {
       if (client === this.client) this.applyState(/** @type {CustomEvent} */ (e).detail);
     });
@@ -246,7 +193,7 @@ export class DisplayPage {
     });
     const session = this.session;
     client.connect(session.ws_url, { token: session.token, observe: ["playbackState"] }).catch(() => {});
-    client.observe("playback", { profile: { modes: PLAYABLE_MODES } }).catch(() => {});
+    client.observe("playback", { profile: { modes: [...NATIVE_MODES] } }).catch(() => {});
     // session.state is not applied: before the welcome the clock is not synced; the observe
     // reply right after it brings the same state
   }
@@ -295,10 +242,7 @@ export class DisplayPage {
 
   /** @param {string} format */
   canPlay(format) {
-    const types = { mp4: "video/mp4", webm: "video/webm", ogg: "video/ogg", mov: "video/mp4", mkv: "video/webm" };
-    const type = types[/** @type {keyof typeof types} */ (format)];
-    if (!type) return format === "unknown";
-    return this.video.canPlayType(type) !== "";
+    return canPlayFormat(this.video, format);
   }
 
   /** @param {any} state */
@@ -380,12 +324,7 @@ export class DisplayPage {
   // -- telemetry, warming --------------------------------------------------------------------------
 
   sendTelemetry() {
-    const client = this.client;
-    if (!client || !client.connected) return;
-    const playing = this.controller.mode === "playing";
-    const drift = playing && this.controller.driftMs !== null ? this.controller.driftMs : 0;
-    client.telemetry({ drift_ms: Math.round(drift * 1000) / 1000, rate: this.video.playbackRate })
-      .then(() => { this.telemetrySent += 1; }, () => {});
+    this.engine.sendTelemetry();
   }
 
   startWarming() {
@@ -477,17 +416,12 @@ export class DisplayPage {
 
   /** A JSON snapshot for tests, benchmarks and the curious (window.synctvDisplay.status()). */
   status() {
-    const c = this.controller;
-    const clock = this.client?.clock;
     return {
-      publicId: this.publicId, connection: this.connection, view: this.view, mode: c.mode,
+      ...this.engine.status(),
+      publicId: this.publicId, connection: this.connection, view: this.view,
       overlay: !this.overlay.hidden, state: this.state ?? null, loadedMedia: this.loadedMedia,
-      loadedUrl: this.loadedUrl,
-      driftMs: c.driftMs, frameDriftMs: c.frameDriftMs, rate: this.video.playbackRate,
-      offsetMs: clock?.offsetMs ?? null, rttMs: clock && Number.isFinite(clock.rttMs) ? clock.rttMs : null,
-      synced: clock?.synced ?? false, playLatencyMs: c.playLatencyMs, seekLatencyMs: c.seekLatencyMs,
-      counters: { ...c.counters }, lastStart: c.lastStart, warming: this.warmer?.status ?? null,
-      telemetrySent: this.telemetrySent, muted: this.video.muted, lastError: this.lastError,
+      loadedUrl: this.loadedUrl, warming: this.warmer?.status ?? null, muted: this.video.muted,
+      lastError: this.lastError,
     };
   }
 }
