@@ -270,7 +270,8 @@ class RoomViewers:
         def started(state: PlaybackState | None) -> None:
             if state is None:
                 return
-            wait = Wait.begun(state, now, starter.user_id, starter.user_name)
+            began = min(self._now(), state.at_ms - self.tracker.settings.wait_ms)  # the state's own start
+            wait = Wait.begun(state, began, starter.user_id, starter.user_name)
             self.tracker.budget.record(starter.user_id, wait)
             self.room.publish({"type": "wait", "wait": wait.to_json()})
 

@@ -39,7 +39,7 @@ import { ClockSync, defaultNow } from "./clock.js";
  *   danmaku_max_chars: number}} limits
  */
 
-/** @typedef {"playbackState" | "playback" | "presence" | "chat"} Resource */
+/** @typedef {"playbackState" | "playback" | "presence" | "chat" | "viewers" | "playlist"} Resource */
 /** @typedef {"play" | "pause" | "seek" | "rate" | "media"} UpdateAction */
 
 /**
@@ -119,7 +119,7 @@ export function backoffDelay(attempt, initialMs, maxMs, jitter, random = Math.ra
 /**
  * Events (CustomEvent; `detail` is the frame unless said otherwise):
  * `welcome`, `playbackState` (the state, plus `fresh: true` on the first one after a (re)connect),
- * `playback`, `presence`, `chat`, `danmaku`, `webrtc`, `error` (an error frame no request is
+ * `playback`, `presence`, `chat`, `danmaku`, `webrtc`, `viewers`, `playlist`, `error` (an error frame no request is
  * waiting for), `open`, `close` {code, reason, reconnecting}, `reconnecting` {attempt, delayMs},
  * `clock` {offsetMs, rttMs, samples} (the clock estimate moved), `frame` (every frame).
  */
@@ -384,6 +384,8 @@ export class RealtimeClient extends EventTarget {
       case "chat":
       case "danmaku":
       case "webrtc":
+      case "viewers":
+      case "playlist":
         this._emit(frame.type, frame);
         break;
       default:

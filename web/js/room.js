@@ -28,6 +28,15 @@ import { setUpTheme } from "./theme.js";
 import { Voice } from "./voice.js";
 
 const SEEK_STEP_S = 5;
+// icons (constant markup, never data): the system fonts of kiosks and servers often lack ▶ or 🔊
+const svg = (/** @type {string} */ d) => `<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" fill="currentColor"><path d="${d}"/></svg>`;
+const ICONS = {
+  play: svg("M8 5v14l11-7z"),
+  pause: svg("M6 5h4v14H6zm8 0h4v14h-4z"),
+  volume: svg("M3 9v6h4l5 5V4L7 9H3zm13.5 3A4.5 4.5 0 0 0 14 8v8a4.5 4.5 0 0 0 2.5-4z"),
+  muted: svg("M3 9v6h4l5 5V4L7 9H3zm18.3-1.3-1.4-1.4L17 9.2l-2.9-2.9-1.4 1.4 2.9 2.9-2.9 2.9 1.4 1.4 2.9-2.9 2.9 2.9 1.4-1.4-2.9-2.9z"),
+  fullscreen: svg("M7 14H5v5h5v-2H7v-3zm-2-4h2V7h3V5H5v5zm12 7h-3v2h5v-5h-2v3zM14 5v2h3v3h2V5h-5z"),
+};
 const OVERLAY_MS = 100;
 const SIDE_MS = 500;
 
@@ -280,6 +289,7 @@ export class RoomPage {
     /** @type {RoomPlaylist} */ (this.playlist).attach(client);
     client.addEventListener("welcome", (e) => this.onWelcome(/** @type {CustomEvent} */ (e).detail));
     client.addEventListener("playbackState", (e) => this.onState(/** @type {CustomEvent} */ (e).detail));
+    client.addEventListener("clock", () => this.renderSide());
     client.addEventListener("playback", (e) => this.player.onPlayback(/** @type {CustomEvent} */ (e).detail.result));
     client.addEventListener("presence", (e) => {
       this.online = /** @type {CustomEvent} */ (e).detail.online ?? [];
@@ -346,6 +356,7 @@ export class RoomPage {
       manageMedia: this.may.manageMedia, control: this.may.control, manageLive: this.may.manageLive });
     this.renderControls();
     this.renderConnection();
+    this.renderSide();
   }
 
   /** @param {any} state */
@@ -368,6 +379,7 @@ export class RoomPage {
 
   bindControls() {
     const video = this.video;
+    this._icon($("fullscreen"), "fullscreen");
     $("play").addEventListener("click", () => this.togglePlay());
     const seek = $("seek");
     seek.addEventListener("input", () => {
@@ -499,7 +511,7 @@ export class RoomPage {
     const live = this.player.live;
     const can = this.may.control;
     const playing = !!(state && state.playing && !state.ended);
-    $("play").textContent = playing ? "⏸" : "▶";
+    this._icon($("play"), playing ? "pause" : "play");
     $("play").setAttribute("aria-label", playing ? "Pause" : "Play");
     $("play").title = playing ? "Pause (space)" : "Play (space)";
     for (const id of ["play", "seek", "rate", "start-together", "lead"]) $(id).disabled = !can || !hasMedia;
@@ -521,9 +533,19 @@ export class RoomPage {
       if (!option) $("rate").append(new Option(`${state.rate}×`, String(state.rate)));
       $("rate").value = String(state.rate);
     }
-    $("mute").textContent = video.muted ? "🔇" : "🔊";
+    this._icon($("mute"), video.muted ? "muted" : "volume");
     $("mute").setAttribute("aria-label", video.muted ? "Unmute" : "Mute");
     $("player").dataset.paused = String(video.paused);
+  }
+
+  /**
+   * @param {HTMLElement} button
+   * @param {keyof typeof ICONS} name
+   */
+  _icon(button, name) {
+    if (button.dataset.icon === name) return;
+    button.dataset.icon = name;
+    button.innerHTML = ICONS[name]; // a constant above, never text from the server
   }
 
   renderConnection() {
@@ -568,7 +590,7 @@ export class RoomPage {
       }
     }
     if (!big && this.mutedByPolicy && state && state.playing && !state.ended) {
-      big = "🔇";
+      big = "Muted";
       line = "The browser started the video without sound.";
     }
     overlay.hidden = !big;
