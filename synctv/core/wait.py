@@ -41,6 +41,7 @@ MAX_WAIT_S = 120.0
 RESUME_LEAD_MS = 500  # all ready: play resumes this long after the decision, on every page at once
 BUDGET_WINDOW_FACTOR = 10  # a user's waits may hold the room wait_s within this many times wait_s
 VIEWERS_MAX = 200  # viewer entries one node announces (not-ready ones first)
+VIEWERS_SHOWN = 50  # viewer entries a `viewers` frame carries (not-ready ones first), and names waited for
 
 
 # -- settings -------------------------------------------------------------------------------------
@@ -364,15 +365,20 @@ class WaitTracker:
             return None
         return None if waited_for(self.viewers()) else wait.version
 
-    def view(self, now_ms: int) -> dict[str, Any]:
-        """What the pages see: ``{viewers: [...], wait: {..., waiting_for} | null}``."""
+    def view(self, now_ms: int, limit: int = VIEWERS_SHOWN) -> dict[str, Any]:
+        """What the pages see: ``{viewers: [...], count, wait: {..., waiting_for, waiting} | null}``:
+        at most ``limit`` viewers (those not ready first, then by name) of ``count``, and at most
+        ``limit`` of the ``waiting`` viewers the wait waits for."""
         self.tick(now_ms)
-        viewers = sorted(self.viewers(), key=lambda v: (v.user_name, v.connection_id))
+        everyone = self.viewers()
+        viewers = sorted(announced(everyone, limit), key=lambda v: (v.user_name, v.connection_id))
         wait = None
         if self.wait is not None:
+            waiting = waited_for(everyone)
             wait = {
                 **self.wait.to_json(),
                 "waiting_for": [{"connection_id": v.connection_id, "user_id": v.user_id, "user_name": v.user_name}
-                                for v in waited_for(viewers)],
+                                for v in sorted(waiting, key=lambda v: (v.user_name, v.connection_id))[:limit]],
+                "waiting": len(waiting),
             }
-        return {"viewers": [v.to_json() for v in viewers], "wait": wait}
+        return {"viewers": [v.to_json() for v in viewers], "count": len(everyone), "wait": wait}

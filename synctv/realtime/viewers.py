@@ -13,9 +13,9 @@ its answers; every rule lives there. What it does:
   ``{"type": "wait", "wait": Wait JSON}``; when nobody the wait waits for is still not ready
   (``WaitTracker.to_resume``) it asks ``Actions.end_wait``. Several nodes may ask at once: the
   compare-and-set lets one win;
-- pushes ``viewers {viewers, wait}`` to the connections observing ``viewers`` (coalesced: within
-  ``PUSH_DELAY_S`` after a readiness or wait change, at most every ``viewers_interval_s`` for
-  telemetry);
+- pushes ``viewers {viewers, count, wait}`` to the connections observing ``viewers`` (coalesced:
+  within ``PUSH_DELAY_S`` after a readiness or wait change, at most every ``viewers_interval_s``
+  for telemetry; both delays grow with the number of observers past ``PUSH_SCALE_OBSERVERS``);
 - looks again at the instant a scheduled start begins (a countdown's end, a wait's deadline): a
   viewer not ready then may start a wait, and a wait that ran out is over.
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from synctv.realtime.session import ConnectionSession
 
 PUSH_DELAY_S = 0.05  # readiness and wait changes within this delay go out as one push
+PUSH_SCALE_OBSERVERS = 50  # past this many observers, push delays grow in proportion
 
 
 def _state_of(value: dict[str, Any]) -> PlaybackState:
@@ -124,8 +125,9 @@ class RoomViewers:
     def _local_changed(self, *, urgent: bool) -> None:
         if not self.waits:
             return
-        now = self._now()
-        self.tracker.put(self.room.node_id, self._local(now), now)
+        if urgent:  # a telemetry report waits for the next announcement to be read
+            now = self._now()
+            self.tracker.put(self.room.node_id, announced(self._local(now)), now)
         self._schedule_announce(urgent)
         self._schedule_push(urgent)
         if urgent:
@@ -136,14 +138,15 @@ class RoomViewers:
     def _schedule_announce(self, urgent: bool) -> None:
         self._announce_calls = self._schedule(self._announce_calls, urgent, self.announce)
 
-    def _schedule(self, calls: tuple[Any, Any], urgent: bool, f: Callable[[], None]) -> tuple[Any, Any]:
+    def _schedule(self, calls: tuple[Any, Any], urgent: bool, f: Callable[[], None],
+                  scale: float = 1.0) -> tuple[Any, Any]:
         """``(urgent, slow)`` pending calls of ``f``: an urgent change runs it within PUSH_DELAY_S, a
-        slow one (telemetry) within viewers_interval_s, and one run serves both."""
+        slow one (telemetry) within viewers_interval_s (both times ``scale``), and one run serves both."""
         fast, slow = (c if c is not None and c.active() else None for c in calls)
         if urgent and fast is None:
-            fast = self.room.call_later(PUSH_DELAY_S, f)
+            fast = self.room.call_later(PUSH_DELAY_S * scale, f)
         elif not urgent and fast is None and slow is None:
-            slow = self.room.call_later(self.room.limits.viewers_interval_s, f)
+            slow = self.room.call_later(self.room.limits.viewers_interval_s * scale, f)
         return fast, slow
 
     @staticmethod
@@ -176,11 +179,17 @@ class RoomViewers:
                 pass
 
     def _schedule_push(self, urgent: bool = True) -> None:
-        if self.room.observers("viewers"):
-            self._push_calls = self._schedule(self._push_calls, urgent, self.push)
+        observers = len(self.room.observers("viewers"))
+        if observers:
+            # a frame to every observer: in a big room, pushes are spaced further apart
+            scale = max(1.0, observers / PUSH_SCALE_OBSERVERS)
+            self._push_calls = self._schedule(self._push_calls, urgent, self.push, scale)
 
     def push(self) -> None:
         self._push_calls = self._cancel(self._push_calls)
+        now = self._now()
+        if self.waits:  # telemetry that arrived since the last urgent change
+            self.tracker.put(self.room.node_id, announced(self._local(now)), now)
         observers = self.room.observers("viewers")
         if observers:
             self.room.broadcast({"type": "viewers", **self.tracker.view(self._now())}, observers)
@@ -189,7 +198,7 @@ class RoomViewers:
         """The ``viewers`` frame's fields now (the reply to ``observe viewers``)."""
         now = self._now()
         if self.waits:
-            self.tracker.put(self.room.node_id, self._local(now), now)
+            self.tracker.put(self.room.node_id, announced(self._local(now)), now)
         return self.tracker.view(now)
 
     def tick(self) -> None:

@@ -12,6 +12,7 @@ from synctv.core.playback import apply_update, parse_update
 from synctv.core.wait import (
     BUDGET_WINDOW_FACTOR,
     RESUME_LEAD_MS,
+    VIEWERS_SHOWN,
     ViewerEntry,
     Wait,
     WaitBudget,
@@ -246,6 +247,19 @@ def test_the_deadline_ends_a_wait_and_drops_who_was_not_ready():
     assert t.starter([a], after) is None
     again = viewer("a", False, since=after + 5000)  # ready in between, stalled again
     assert t.starter([again], after + 5000) == again
+
+
+def test_the_view_is_bounded_and_keeps_who_is_not_ready():
+    """A frame carries at most VIEWERS_SHOWN viewers, those not ready first, with the full count;
+    the wait names at most as many of those it waits for and says how many there are."""
+    t = tracker()
+    t.put("n1", [viewer(f"r{i:03}", True) for i in range(300)], T0)
+    t.put("n2", [viewer(f"s{i:03}", False, since=T0 + 1) for i in range(60)], T0)
+    t.begin(Wait(4, 10.0, T0, T0 + 10_000, "u", "u"))
+    view = t.view(T0 + 10)
+    assert view["count"] == 360 and len(view["viewers"]) == VIEWERS_SHOWN
+    assert all(v["ready"] is False for v in view["viewers"])
+    assert view["wait"]["waiting"] == 60 and len(view["wait"]["waiting_for"]) == VIEWERS_SHOWN
 
 
 def test_remote_entries_expire_and_a_late_wait_record_is_ignored():

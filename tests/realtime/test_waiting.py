@@ -220,7 +220,7 @@ async def test_telemetry_reaches_viewers_observers_at_most_once_a_second(env: En
     a, a_sink = await env.connect(node, "alice")
     b, _ = await env.connect(node, "bob")
     await send(a, {"type": "observe", "resource": "viewers"})
-    assert a_sink.take()[-1] == {"type": "viewers", "viewers": [], "wait": None}
+    assert a_sink.take()[-1] == {"type": "viewers", "viewers": [], "count": 0, "wait": None}
     for drift in (1.0, 2.0, 3.0):
         await send(b, {"type": "telemetry", "drift_ms": drift, "rate": 1.0, "offset_ms": -3.5, "rtt_ms": 0.4})
     node.timers.advance(0.5)

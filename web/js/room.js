@@ -579,8 +579,9 @@ export class RoomPage {
         const names = (wait.waiting_for ?? []).map((/** @type {any} */ w) => w.user_name);
         const mine = (wait.waiting_for ?? []).some((/** @type {any} */ w) => w.connection_id === this.client?.welcome?.connection_id);
         big = "…";
+        const more = Math.max(0, (wait.waiting ?? names.length) - names.length);
         line = names.length
-          ? `Waiting for ${names.join(", ")} (buffering); starting in ${seconds} s at the latest`
+          ? `Waiting for ${names.join(", ")}${more ? ` and ${more} more` : ""} (buffering); starting in ${seconds} s at the latest`
           : `Everyone is ready; starting…`;
         startNow = this.may.control && names.length > 0;
         dontWait = mine;
