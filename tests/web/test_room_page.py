@@ -351,6 +351,7 @@ def test_the_room_waits_for_a_throttled_viewer_and_drops_one_stuck_past_the_boun
     click_play_now(alice, c)
     waiting = wait_status(alice, "s.wait && s.wait.waiting_for.some(w => w.user_name === 'bob')", 30)
     assert waiting["overlay"]["kind"] == "wait" and "bob" in waiting["overlay"]["line"]
+    alice.locator("#player").scroll_into_view_if_needed()
     screenshot(alice, tmp_path, "room-waiting.png")
     wait_version = waiting["wait"]["version"]
     assert waiting["state"]["version"] == wait_version and waiting["state"]["at_ms"] == waiting["wait"]["until_ms"]
