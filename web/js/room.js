@@ -45,6 +45,32 @@ function $(id) {
   return /** @type {any} */ (document.getElementById(id));
 }
 
+/**
+ * Writes only what changed (the page redraws often; unchanged writes still cost layout work).
+ * @param {HTMLElement} node
+ * @param {string} text
+ */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/**
+ * @param {HTMLElement} node
+ * @param {boolean} hidden
+ */
+function setHidden(node, hidden) {
+  if (node.hidden !== hidden) node.hidden = hidden;
+}
+
+/**
+ * @param {any} node
+ * @param {string} name a property (value, max, disabled, title, ...)
+ * @param {unknown} value
+ */
+function setProp(node, name, value) {
+  if (node[name] !== value) node[name] = value;
+}
+
 /** @param {number | null | undefined} ms */
 function fmtMs(ms, digits = 1) {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return "—";
@@ -512,21 +538,24 @@ export class RoomPage {
     const can = this.may.control;
     const playing = !!(state && state.playing && !state.ended);
     this._icon($("play"), playing ? "pause" : "play");
-    $("play").setAttribute("aria-label", playing ? "Pause" : "Play");
-    $("play").title = playing ? "Pause (space)" : "Play (space)";
-    for (const id of ["play", "seek", "rate", "start-together", "lead"]) $(id).disabled = !can || !hasMedia;
-    if (live) for (const id of ["seek", "rate"]) $(id).disabled = true;
+    setProp($("play"), "title", playing ? "Pause (space)" : "Play (space)");
+    if ($("play").getAttribute("aria-label") !== (playing ? "Pause" : "Play")) {
+      $("play").setAttribute("aria-label", playing ? "Pause" : "Play");
+    }
+    for (const id of ["play", "seek", "rate", "start-together", "lead"]) {
+      setProp($(id), "disabled", !can || !hasMedia || (live && (id === "seek" || id === "rate")));
+    }
     const reason = !can
       ? "Only members allowed to control playback (control_playback) can play, pause, seek or change the speed; ask the room's creator."
       : !hasMedia ? "Pick something in the playlist to play." : live ? "A live stream plays at its live edge: no seeking or speed." : "";
-    $("control-reason").textContent = reason;
-    $("control-reason").hidden = !reason;
+    setText($("control-reason"), reason);
+    setHidden($("control-reason"), !reason);
     const total = this.duration();
     const seek = $("seek");
-    seek.max = String(total || 0);
+    setProp(seek, "max", String(total || 0));
     if (!this.seekDragging) {
-      seek.value = String(Math.min(total, video.currentTime || 0));
-      $("time").textContent = live ? "live" : `${duration(video.currentTime || 0)} / ${duration(total)}`;
+      setProp(seek, "value", String(Math.min(total, video.currentTime || 0)));
+      setText($("time"), live ? "live" : `${duration(video.currentTime || 0)} / ${duration(total)}`);
     }
     if (state && Number($("rate").value) !== state.rate && document.activeElement !== $("rate")) {
       const option = [...$("rate").options].find((/** @type {HTMLOptionElement} */ o) => Number(o.value) === state.rate);
@@ -534,8 +563,10 @@ export class RoomPage {
       $("rate").value = String(state.rate);
     }
     this._icon($("mute"), video.muted ? "muted" : "volume");
-    $("mute").setAttribute("aria-label", video.muted ? "Unmute" : "Mute");
-    $("player").dataset.paused = String(video.paused);
+    if ($("mute").getAttribute("aria-label") !== (video.muted ? "Unmute" : "Mute")) {
+      $("mute").setAttribute("aria-label", video.muted ? "Unmute" : "Mute");
+    }
+    if ($("player").dataset.paused !== String(video.paused)) $("player").dataset.paused = String(video.paused);
   }
 
   /**
@@ -594,13 +625,14 @@ export class RoomPage {
       big = "Muted";
       line = "The browser started the video without sound.";
     }
-    overlay.hidden = !big;
-    $("overlay-big").textContent = big;
-    $("overlay-line").textContent = line;
-    $("start-now").hidden = !startNow;
-    $("dont-wait-now").hidden = !dontWait;
-    $("unmute").hidden = !this.mutedByPolicy;
-    overlay.dataset.kind = wait ? "wait" : big ? "countdown" : "";
+    setHidden(overlay, !big);
+    setText($("overlay-big"), big);
+    setText($("overlay-line"), line);
+    setHidden($("start-now"), !startNow);
+    setHidden($("dont-wait-now"), !dontWait);
+    setHidden($("unmute"), !this.mutedByPolicy);
+    const kind = wait ? "wait" : big ? "countdown" : "";
+    if (overlay.dataset.kind !== kind) overlay.dataset.kind = kind;
   }
 
   // -- people, sync status, voice ----------------------------------------------------------------
@@ -608,14 +640,15 @@ export class RoomPage {
   renderSide() {
     const s = this.engine.status();
     const clock = s.synced ? `${fmtMs(s.offsetMs, 1)} ±${(s.rttMs ?? 0).toFixed(1)} ms` : "syncing…";
-    $("sync-clock").textContent = clock;
-    $("sync-drift").textContent = s.mode === "playing" ? fmtMs(s.driftMs, 1) : "—";
-    $("sync-rate").textContent = this.video.playbackRate.toFixed(3);
+    setText($("sync-clock"), clock);
+    setText($("sync-drift"), s.mode === "playing" ? fmtMs(s.driftMs, 1) : "—");
+    setText($("sync-rate"), this.video.playbackRate.toFixed(3));
     const drift = Math.abs(s.driftMs ?? 0);
     const good = this.connection === "connected" && s.synced && (s.mode !== "playing" || drift < 50);
-    $("sync-dot").className = `dot ${good ? "on" : "off"}`;
-    $("sync-summary").textContent = this.connection !== "connected" ? this.connection
-      : !s.synced ? "syncing the clock" : s.mode === "playing" ? (drift < 50 ? "in sync" : "catching up") : s.mode;
+    const dotClass = `dot ${good ? "on" : "off"}`;
+    if ($("sync-dot").className !== dotClass) $("sync-dot").className = dotClass;
+    setText($("sync-summary"), this.connection !== "connected" ? this.connection
+      : !s.synced ? "syncing the clock" : s.mode === "playing" ? (drift < 50 ? "in sync" : "catching up") : s.mode);
     this.renderControls();
   }
 
