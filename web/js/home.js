@@ -63,7 +63,7 @@ function card(entry) {
   link.href = roomPath(room.name);
   const name = el("strong", "", room.name);
   const badges = [];
-  if (room.has_password) badges.push(el("span", "badge", "🔒 password"));
+  if (room.has_password) badges.push(el("span", "badge", "password"));
   if (member) badges.push(el("span", "badge good", member.role === "creator" ? "yours" : "member"));
   const head = el("div");
   head.append(name, ...badges.flatMap((b) => [document.createTextNode(" "), b]));

@@ -404,7 +404,7 @@ export class RoomPlaylist {
       const body = await api("GET", `/api/me/accounts/${encodeURIComponent(accountId)}/browse?path=${encodeURIComponent(path)}`);
       list.replaceChildren(...(body.items ?? []).map((/** @type {any} */ entry) => {
         const row = el("li");
-        row.append(el("span", "handle", entry.playable ? "▶" : "📁"), el("div", "name", entry.title));
+        row.append(el("span", "handle", entry.playable ? "▶" : "▸"), el("div", "name", entry.playable ? entry.title : `${entry.title}/`));
         const button = el("button", "", entry.playable ? "Add" : "Open");
         button.type = "button";
         button.addEventListener("click", async () => {

@@ -609,11 +609,11 @@ export class RoomPage {
       if (wait) {
         const names = (wait.waiting_for ?? []).map((/** @type {any} */ w) => w.user_name);
         const mine = (wait.waiting_for ?? []).some((/** @type {any} */ w) => w.connection_id === this.client?.welcome?.connection_id);
-        big = "…";
+        big = "Waiting";
         const more = Math.max(0, (wait.waiting ?? names.length) - names.length);
         line = names.length
           ? `Waiting for ${names.join(", ")}${more ? ` and ${more} more` : ""} (buffering); starting in ${seconds} s at the latest`
-          : `Everyone is ready; starting…`;
+          : "Everyone is ready; starting";
         startNow = this.may.control && names.length > 0;
         dontWait = mine;
       } else {
@@ -673,7 +673,7 @@ export class RoomPage {
         if (speaking.has(id)) name.className = "speaking";
         const tags = document.createElement("span");
         tags.className = "muted";
-        tags.textContent = [inVoice.has(id) ? (speaking.has(id) ? "🎙 speaking" : "🎙") : "",
+        tags.textContent = [inVoice.has(id) ? (speaking.has(id) ? "speaking" : "in voice") : "",
           v?.wait === false ? "not waited for" : v?.over_budget ? "waited for enough" : ""].filter(Boolean).join(" · ");
         const t = v?.telemetry;
         const figuresLine = document.createElement("span");
