@@ -18,7 +18,7 @@ from synctv.config import Config, ProxyConfig
 from synctv.core.clock import ManualClock
 from synctv.live.node import build_live_hub
 from synctv.proxy.addresses import AddressGuard, AddressRefused
-from synctv.proxy.upstream import UpstreamClient
+from synctv.proxy.upstream import UpstreamClient, UpstreamError, request_uri
 from tests.store.conftest import Builders
 
 from .upstreams import HOSTILE_PAGE
@@ -183,3 +183,23 @@ async def test_the_live_pull_uses_the_same_guard(store, special, tmp_path: Path)
     assert sum(special.resource.counts.values()) == 0
     await pull(LOOPBACK, f"http://2130706433:{port}/typed/norange/live.flv")
     assert special.resource.counts["/typed/norange/live.flv"] == 1
+
+
+@pytest.mark.parametrize("url, uri", [
+    ("http://[::1]:8080/a b/片?x=ä&y=1#frag", b"http://[::1]:8080/a%20b/%E7%89%87?x=%C3%A4&y=1"),
+    ("http://[fe80::1%25lo]:81/x", b"http://[fe80::1%25lo]:81/x"),
+    ("http://[64:ff9b::127.0.0.1]/", b"http://[64:ff9b::127.0.0.1]/"),
+    ("http://bücher.example/片?q=1", b"http://xn--bcher-kva.example/%E7%89%87?q=1"),
+    ("http://0x7f.1:8080/x", b"http://0x7f.1:8080/x"),
+])
+def test_request_uris_keep_ipv6_literals_and_encode_the_rest(url, uri):
+    """IPv6 literals (zone ids included) stay as written while path and query are percent-encoded;
+    names are IDNA-encoded as before (hyperlink would fail on an IPv6 literal)."""
+    assert request_uri(url) == uri
+
+
+@pytest.mark.parametrize("url", ["http://a..b/x", "http://[::1/x", "http://" + "a" * 70 + ".com/"])
+def test_a_url_that_cannot_be_requested_is_an_upstream_error(url):
+    """An unencodable URL is a 502 domain error, never a traceback."""
+    with pytest.raises(UpstreamError):
+        request_uri(url)
