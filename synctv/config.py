@@ -22,6 +22,10 @@ from synctv.core.throttle import ThrottleConfig
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+#: ``[server] metrics_networks``: sources that may scrape /metrics without a token (loopback).
+DEFAULT_METRICS_NETWORKS: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
 class ConfigError(Exception):
     """A bad configuration value; ``str(err)`` is one line for the operator."""
 
@@ -71,6 +75,7 @@ class Config:
     rtmp: str = "tcp:1935"
     db: str = ""  # a database URL; empty means sqlite:///<data>/synctv.db
     public_url: str | None = None
+    metrics_networks: tuple[Network, ...] = DEFAULT_METRICS_NETWORKS
     proxy: ProxyConfig = ProxyConfig()
     triggers: TriggerConfig = TriggerConfig()
     live: LiveConfig = LiveConfig()
@@ -85,7 +90,8 @@ class Config:
 
 # section -> key -> (type check, description of what is accepted)
 _SCHEMA: dict[str, dict[str, str]] = {
-    "server": {"data": "str", "http": "str", "rtmp": "str", "db": "str", "public_url": "str"},
+    "server": {"data": "str", "http": "str", "rtmp": "str", "db": "str", "public_url": "str",
+               "metrics_networks": "networks"},
     "proxy": {"slice_size": "int", "cache": "str", "cache_bytes": "int", "allow_networks": "networks"},
     "triggers": {"lan_networks": "networks"},
     "displays": {"max_video_bytes": "int", "max_image_bytes": "int"},
@@ -254,6 +260,7 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
         rtmp=server.get("rtmp", "tcp:1935"),
         db=server.get("db", ""),
         public_url=server.get("public_url"),
+        metrics_networks=server.get("metrics_networks", DEFAULT_METRICS_NETWORKS),
         proxy=proxy,
         triggers=TriggerConfig(**sections.get("triggers", {})),
         live=live,

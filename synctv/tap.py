@@ -223,7 +223,7 @@ class SynctvService(OrderedServices):
                                        reactor=reactor)
         limits = RealtimeLimits(**attrs.asdict(config.realtime))
         realtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor)
-        metrics = HttpMetrics()
+        metrics = HttpMetrics(scrape_networks=config.metrics_networks)
         displays = DisplayRuntime(
             actions=actions, secret=self.secret, data_dir=config.data, web_dir=web_dir(), reactor=reactor,
             lan_networks=config.triggers.lan_networks, public_url=config.public_url,

@@ -26,7 +26,7 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from synctv.actions import Actions, RoomView
 from synctv.api import schema as s
 from synctv.api.errors import JSON_CONTENT_TYPE, encode_json, render_domain_error, write_error
-from synctv.api.metrics import HttpMetrics
+from synctv.api.metrics import HttpMetrics, authorize_scrape
 from synctv.api.openapi import QueryParam, RouteDoc, build_openapi
 from synctv.core.errors import BadRequest, DomainError, Unauthorized, Unavailable
 from synctv.core.models import Subtitle, User
@@ -211,8 +211,11 @@ class SynctvAPI:
                                                                       "database": "error"}) from None
         return {"status": "ok", "database": "ok"}
 
-    @CORE_ROUTES.route("GET", "/metrics", "Prometheus metrics", auth=False, content_type="text/plain")
+    @CORE_ROUTES.route("GET", "/metrics", "Prometheus metrics (a site admin's token, or a source in [server] "
+                 "metrics_networks)", auth=False, content_type="text/plain", errors=(401, 403))
     async def prometheus(self, call: Call) -> Any:
+        await authorize_scrape(call.request, self.metrics.scrape_networks,
+                               lambda request: self.actions.authenticate(bearer_token(request)))
         try:
             self.metrics.rooms.set(await self.actions.count_rooms())
         except Exception as e:

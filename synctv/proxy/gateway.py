@@ -20,6 +20,7 @@ from synctv.proxy.access import MediaAccess
 from synctv.proxy.cache import MemorySliceCache, SliceCache
 from synctv.proxy.filecache import FileSliceCache, split_runner, thread_runner
 from synctv.proxy.links import KIND_ITEM, ProxyGrant, ProxyLinks, extension, parse_index
+from synctv.proxy.media_types import mark_answer
 from synctv.proxy.relay import serve_playlist
 from synctv.proxy.service import SliceService
 from synctv.proxy.upstream import UpstreamClient
@@ -49,7 +50,9 @@ class MediaProxy(Service):
         return Deferred.fromCoroutine(self.close())
 
     async def serve(self, request: IRequest, room: str, media: str, kind: str = KIND_ITEM, index: str = "0") -> None:
-        """Answer a proxy request (GET or HEAD) for the item, a subtitle or a playlist URI."""
+        """Answer a proxy request (GET or HEAD) for the item, a subtitle or a playlist URI. Every
+        answer, errors included, carries ``synctv.proxy.media_types.ANSWER_HEADERS``."""
+        mark_answer(request)
         grant, upstream = await self.access.resolve(room, media, kind, parse_index(index), request.args)
         if upstream.playlist:
             def rewrite(url: str, uri_kind: str, i: int) -> str:
