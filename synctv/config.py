@@ -18,6 +18,7 @@ import attrs
 
 from synctv.core.realtime import RealtimeConfig
 from synctv.core.throttle import ThrottleConfig
+from synctv.live.rtmp import limits as rtmp
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -54,9 +55,11 @@ class LiveConfig:
     pull_idle_s: float = 10.0
     rtmp_public_url: str | None = None
     flush_ms: int = 40  # FLV fan-out: publisher reads coalesce for up to this long (0: write each read)
-    max_buffer_bytes: int = 32 << 20  # per RTMP connection: partly received messages + queued media
-    max_connections: int = 256  # RTMP connections at once, publishers included
-    publish_timeout_s: float = 10.0  # an RTMP connection must finish the handshake and an authorized publish
+    # The RTMP door (synctv/live/rtmp/limits.py): bytes one connection may make us hold, connections
+    # at once, and the time a connection has to finish the handshake and an authorized publish.
+    max_buffer_bytes: int = rtmp.MAX_BUFFER_BYTES
+    max_connections: int = rtmp.MAX_CONNECTIONS
+    publish_timeout_s: float = rtmp.PUBLISH_TIMEOUT_S
 
 
 @attrs.frozen

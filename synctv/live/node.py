@@ -22,7 +22,7 @@ from synctv.core.models import MediaItem
 from synctv.live.hls import FileSegmentStore, HLSStream, MemorySegmentStore, SegmentStore
 from synctv.live.links import LiveLinks
 from synctv.live.pull import Opener
-from synctv.live.rtmp.session import RTMPLimits
+from synctv.live.rtmp.limits import RTMPLimits
 from synctv.live.service import LiveHub, PullSettings
 from synctv.live.streams import LiveSettings, StreamRegistry
 from synctv.providers.live import LivePullProvider, RTMPProvider

@@ -33,8 +33,8 @@ from synctv.core.live import PublisherRecord, StreamKey, new_stream_key, redact_
 from synctv.core.models import MediaItem
 from synctv.live.links import LiveLinks
 from synctv.live.pull import LivePull, Opener
+from synctv.live.rtmp.limits import RTMPLimits
 from synctv.live.rtmp.protocol import RTMP_APP
-from synctv.live.rtmp.session import RTMPLimits
 from synctv.live.streams import LiveStream, StreamRegistry
 from synctv.store.interface import Store
 

@@ -40,19 +40,19 @@ from zope.interface import implementer
 
 from synctv.core.errors import Conflict, DomainError
 from synctv.core.live import redact_key
-from synctv.live.rtmp.session import (
+from synctv.live.rtmp.events import (
     AudioData,
     Closed,
     Metadata,
     ProtocolError,
     PublishEnded,
     PublishRequested,
-    RTMPLimits,
-    RTMPSession,
     SendData,
     SessionEvent,
     VideoData,
 )
+from synctv.live.rtmp.limits import RTMPLimits
+from synctv.live.rtmp.session import RTMPSession
 from synctv.live.streams import LiveStream
 
 RTMP_APP = "live"

@@ -15,18 +15,10 @@ publish is requested they are dropped unparsed. ``FCUnpublish``/``deleteStream``
 end the publish. Unknown commands (``play`` too: this server only takes publishes) get an
 ``_error`` reply when they expect one.
 
-Bounds (docs/live.md "Limits"); past any of them the session answers ``ProtocolError`` (whose
-``limit`` names the bound) then ``Closed``:
-
-- ``RTMPLimits.max_buffer_bytes``: the chunk reader's partly assembled messages (counted at their
-  declared length) plus the media queued while the publish is checked.
-- Until a publish is authorized: at most ``pre_publish_chunk_streams`` chunk streams,
-  ``PRE_AUTH_MESSAGES`` messages and ``PRE_AUTH_COMMANDS`` commands; until one is requested,
-  messages of at most ``PRE_PUBLISH_MESSAGE_SIZE`` bytes.
-- ``publish_timeout_s`` after the session starts (by the injected clock), a connection without an
-  authorized publish is closed: ``check_deadline()`` says so, and ``feed`` checks it too.
-- Always: Set Chunk Size at least ``MIN_CHUNK_SIZE``; AMF messages of at most ``MAX_COMMAND_SIZE``
-  bytes and ``MAX_AMF_VALUES`` values.
+Bounds (synctv/live/rtmp/limits.py, docs/live.md "Limits"): past any of them the session answers
+``ProtocolError`` (whose ``limit`` names the bound) then ``Closed``. The publish deadline runs on
+the injected clock (milliseconds): ``check_deadline()`` says when it passed, and ``feed`` checks it
+too; without a clock there is none. Events are defined in synctv/live/rtmp/events.py.
 
 Every ``PublishRequested`` is followed by exactly one ``PublishEnded`` (unpublish, protocol error or
 ``connection_lost()``), even if it was still pending -- unless the application rejected it.
@@ -40,99 +32,42 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import attrs
-
 from synctv.core.clock import Clock
 from synctv.live.rtmp import amf0
 from synctv.live.rtmp import chunks as ch
+from synctv.live.rtmp.events import (
+    AudioData,
+    Closed,
+    Metadata,
+    ProtocolError,
+    PublishEnded,
+    PublishRequested,
+    SendData,
+    SessionEvent,
+    VideoData,
+)
 from synctv.live.rtmp.handshake import HandshakeError, ServerHandshake
+from synctv.live.rtmp.limits import (
+    MAX_AMF_VALUES,
+    MAX_COMMAND_SIZE,
+    MAX_PENDING_BYTES,
+    MAX_PENDING_EVENTS,
+    MAX_STREAMS,
+    MIN_CHUNK_SIZE,
+    PRE_AUTH_COMMANDS,
+    PRE_AUTH_MESSAGES,
+    PRE_PUBLISH_MESSAGE_SIZE,
+    RTMPLimits,
+)
 
 COMMAND_CSID = 3
 STATUS_CSID = 5
-MAX_STREAMS = 16
-MAX_PENDING_BYTES = 8 * 1024 * 1024  # media queued while the application decides on a publish
-MAX_PENDING_EVENTS = 2048
-MAX_COMMAND_SIZE = 64 * 1024  # AMF command/data messages are small; decoding costs ~0.5 us a byte
-MAX_AMF_VALUES = 4096  # per AMF message, nested values included
-MIN_CHUNK_SIZE = 128  # as SRS: smaller chunks only make every byte cost a header
-PRE_PUBLISH_MESSAGE_SIZE = 64 * 1024  # before the publish command only commands make sense
-PRE_AUTH_MESSAGES = 4096  # more than the pending queue holds (MAX_PENDING_EVENTS)
-PRE_AUTH_COMMANDS = 64  # connect, releaseStream, FCPublish, createStream, publish... about 6
-
-
-@attrs.frozen
-class RTMPLimits:
-    """The per-connection bounds of the RTMP door (``[live]`` keys, docs/live.md)."""
-
-    max_buffer_bytes: int = ch.MAX_BUFFER_BYTES
-    max_connections: int = 256  # enforced by the factory (synctv/live/rtmp/protocol.py)
-    publish_timeout_s: float = 10.0
-    pre_publish_chunk_streams: int = 8
 
 
 class RTMPError(ValueError):
     """The peer broke the RTMP command protocol (or the application misused the session)."""
 
 
-@attrs.frozen
-class SendData:
-    data: bytes = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
-
-
-@attrs.frozen
-class PublishRequested:
-    """The peer asks to publish ``app``/``stream_name``; answer with accept/reject_publish."""
-
-    app: str
-    stream_name: str
-    query: str = ""  # what followed "?" in the stream name
-    publish_type: str = "live"
-    tc_url: str = ""
-
-
-@attrs.frozen
-class Metadata:
-    data: dict[str, Any]
-
-
-@attrs.frozen
-class AudioData:
-    timestamp: int
-    payload: bytes = attrs.field(repr=lambda p: f"<{len(p)} bytes>")
-
-
-@attrs.frozen
-class VideoData:
-    timestamp: int
-    payload: bytes = attrs.field(repr=lambda p: f"<{len(p)} bytes>")
-
-
-@attrs.frozen
-class PublishEnded:
-    app: str
-    stream_name: str
-
-
-@attrs.frozen
-class ProtocolError:
-    """The peer broke the protocol or went past a bound (``limit`` names it, else "");
-    ``stage`` is where the session was: handshake, wait_connect, connected, pending or publishing."""
-
-    message: str
-    limit: str = ""
-    stage: str = ""
-
-
-@attrs.frozen
-class Closed:
-    """The session is over; the transport should be closed once pending data is written."""
-
-    reason: str
-
-
-SessionEvent = (
-    SendData | PublishRequested | Metadata | AudioData | VideoData | PublishEnded | ProtocolError | Closed
-)
 _STREAM_MESSAGES = frozenset({ch.AUDIO, ch.VIDEO, ch.AGGREGATE, ch.DATA_AMF0, ch.DATA_AMF3})
 
 
