@@ -18,6 +18,7 @@ import attrs
 
 from synctv.core.realtime import RealtimeConfig
 from synctv.core.throttle import ThrottleConfig
+from synctv.live.rtmp import limits as rtmp
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -58,6 +59,11 @@ class LiveConfig:
     pull_idle_s: float = 10.0
     rtmp_public_url: str | None = None
     flush_ms: int = 40  # FLV fan-out: publisher reads coalesce for up to this long (0: write each read)
+    # The RTMP door (synctv/live/rtmp/limits.py): bytes one connection may make us hold, connections
+    # at once, and the time a connection has to finish the handshake and an authorized publish.
+    max_buffer_bytes: int = rtmp.MAX_BUFFER_BYTES
+    max_connections: int = rtmp.MAX_CONNECTIONS
+    publish_timeout_s: float = rtmp.PUBLISH_TIMEOUT_S
 
 
 @attrs.frozen
@@ -98,7 +104,8 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "live": {
         "segment_s": "num", "playlist_len": "int", "idle_s": "num", "gop_cache_bytes": "int",
         "viewer_buffer_bytes": "int", "hls_store": "str", "hls_max_bytes": "int", "link_ttl_s": "num",
-        "pull_idle_s": "num", "rtmp_public_url": "str", "flush_ms": "int",
+        "pull_idle_s": "num", "rtmp_public_url": "str", "flush_ms": "int", "max_buffer_bytes": "int",
+        "max_connections": "int", "publish_timeout_s": "num",
     },
     "auth": {
         "max_failures": "int", "max_failures_per_address": "int", "failure_window_s": "num",
@@ -233,6 +240,12 @@ def _check_live(live: LiveConfig) -> None:
         raise ConfigError("[live] flush_ms must be between 0 and 500")
     if not 1 <= live.pull_idle_s <= 3600:
         raise ConfigError("[live] pull_idle_s must be between 1 and 3600 seconds")
+    if not 1 << 20 <= live.max_buffer_bytes <= 1 << 30:
+        raise ConfigError("[live] max_buffer_bytes must be between 1048576 (1 MiB) and 1073741824 (1 GiB)")
+    if not 1 <= live.max_connections <= 100_000:
+        raise ConfigError("[live] max_connections must be between 1 and 100000")
+    if not 1 <= live.publish_timeout_s <= 300:
+        raise ConfigError("[live] publish_timeout_s must be between 1 and 300 seconds")
     if live.rtmp_public_url is not None and not live.rtmp_public_url.startswith(("rtmp://", "rtmps://")):
         raise ConfigError(f"[live] rtmp_public_url {live.rtmp_public_url!r} must start with rtmp:// or rtmps://")
 
