@@ -63,6 +63,7 @@ class LiveConfig:
     # at once, and the time a connection has to finish the handshake and an authorized publish.
     max_buffer_bytes: int = rtmp.MAX_BUFFER_BYTES
     max_connections: int = rtmp.MAX_CONNECTIONS
+    max_connections_per_address: int = rtmp.MAX_CONNECTIONS_PER_ADDRESS
     publish_timeout_s: float = rtmp.PUBLISH_TIMEOUT_S
 
 
@@ -105,7 +106,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "segment_s": "num", "playlist_len": "int", "idle_s": "num", "gop_cache_bytes": "int",
         "viewer_buffer_bytes": "int", "hls_store": "str", "hls_max_bytes": "int", "link_ttl_s": "num",
         "pull_idle_s": "num", "rtmp_public_url": "str", "flush_ms": "int", "max_buffer_bytes": "int",
-        "max_connections": "int", "publish_timeout_s": "num",
+        "max_connections": "int", "max_connections_per_address": "int", "publish_timeout_s": "num",
     },
     "auth": {
         "max_failures": "int", "max_failures_per_address": "int", "failure_window_s": "num",
@@ -244,6 +245,8 @@ def _check_live(live: LiveConfig) -> None:
         raise ConfigError("[live] max_buffer_bytes must be between 1048576 (1 MiB) and 1073741824 (1 GiB)")
     if not 1 <= live.max_connections <= 100_000:
         raise ConfigError("[live] max_connections must be between 1 and 100000")
+    if not 1 <= live.max_connections_per_address <= 100_000:
+        raise ConfigError("[live] max_connections_per_address must be between 1 and 100000")
     if not 1 <= live.publish_timeout_s <= 300:
         raise ConfigError("[live] publish_timeout_s must be between 1 and 300 seconds")
     if live.rtmp_public_url is not None and not live.rtmp_public_url.startswith(("rtmp://", "rtmps://")):

@@ -69,6 +69,7 @@ def build_live_hub(
         node_url=node_url, opener=opener if opener is not None else _upstream_opener(config, reactor),
         pull=PullSettings(idle_s=live.pull_idle_s), rtmp_public_url=live.rtmp_public_url, rtmp_port=rtmp_port,
         rtmp_limits=RTMPLimits(max_buffer_bytes=live.max_buffer_bytes, max_connections=live.max_connections,
+                               max_connections_per_address=live.max_connections_per_address,
                                publish_timeout_s=live.publish_timeout_s),
     )
 

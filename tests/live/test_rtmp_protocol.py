@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from twisted.internet.address import IPv4Address
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -133,6 +133,26 @@ def test_connections_past_the_cap_are_refused_and_the_refusals_logged_sparingly(
         assert factory.buildProtocol(_addr(7)) is None  # within REFUSAL_LOG_S of the last line
     refusals = [e for e in events if e.get("limit") == "max_connections"]
     assert [(e["count"], e["open"]) for e in refusals] == [(1, 2), (2, 2)]
+
+
+def test_one_address_cannot_hold_every_slot() -> None:
+    """Past max_connections_per_address from one source, that source is refused (logged with the
+    bound's name) while another address still connects; a closed connection frees its slot, and
+    the addresses of one IPv6 /64 count as one."""
+    factory = RTMPFactory(UndecidedGate(), limits=RTMPLimits(max_connections=10, max_connections_per_address=2),
+                          scheduler=Clock())
+    with capturedLogs() as events:
+        first, _ = _connect(factory, 1)
+        _connect(factory, 2)
+        assert factory.buildProtocol(_addr(3)) is None
+        assert factory.buildProtocol(IPv4Address("TCP", "198.51.100.1", 1)) is not None
+        first.connectionLost()
+        assert factory.buildProtocol(_addr(4)) is not None
+        assert factory.buildProtocol(IPv6Address("TCP", "2001:db8::1", 1)) is not None
+        assert factory.buildProtocol(IPv6Address("TCP", "2001:db8::2", 1)) is not None
+        assert factory.buildProtocol(IPv6Address("TCP", "2001:db8::3", 1)) is None
+    assert [e["limit"] for e in events if "limit" in e] == ["max_connections_per_address"]
+    assert factory.open_connections == 5
 
 
 def test_the_cap_defaults_to_the_gate_limits() -> None:

@@ -1,7 +1,7 @@
 """The bounds of the RTMP door: what one connection may make the server hold or do.
 
 ``RTMPLimits`` carries the configurable ones (``[live] max_buffer_bytes``, ``max_connections``,
-``publish_timeout_s``); the constants are the fixed ones. ``RTMPSession`` applies them (through
+``max_connections_per_address``, ``publish_timeout_s``); the constants are the fixed ones. ``RTMPSession`` applies them (through
 its ``ChunkReader``), ``RTMPFactory`` counts connections; docs/live.md "Limits" lists them all.
 
 - ``max_buffer_bytes``: the chunk reader's partly assembled messages (counted at their declared
@@ -24,6 +24,7 @@ import attrs
 from synctv.live.rtmp.chunks import MAX_BUFFER_BYTES
 
 MAX_CONNECTIONS = 256  # [live] max_connections
+MAX_CONNECTIONS_PER_ADDRESS = 16  # [live] max_connections_per_address
 PUBLISH_TIMEOUT_S = 10.0  # [live] publish_timeout_s
 PRE_PUBLISH_CHUNK_STREAMS = 8
 MAX_STREAMS = 16
@@ -43,5 +44,6 @@ class RTMPLimits:
 
     max_buffer_bytes: int = MAX_BUFFER_BYTES  # [live] max_buffer_bytes
     max_connections: int = MAX_CONNECTIONS  # enforced by the factory (synctv/live/rtmp/protocol.py)
+    max_connections_per_address: int = MAX_CONNECTIONS_PER_ADDRESS  # likewise, per source address
     publish_timeout_s: float = PUBLISH_TIMEOUT_S
     pre_publish_chunk_streams: int = PRE_PUBLISH_CHUNK_STREAMS

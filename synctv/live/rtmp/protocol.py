@@ -28,6 +28,7 @@ connections, arms timers and frames bytes:
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -40,6 +41,7 @@ from zope.interface import implementer
 
 from synctv.core.errors import Conflict, DomainError
 from synctv.core.live import redact_key
+from synctv.core.throttle import source_key
 from synctv.live.rtmp.events import (
     AudioData,
     Closed,
@@ -254,7 +256,9 @@ class RTMPProtocol(protocol.Protocol):
 
 
 class RTMPFactory(protocol.Factory):
-    """RTMP connections to ``gate``, at most ``limits.max_connections`` (default: the gate's) at once."""
+    """RTMP connections to ``gate``, at most ``limits.max_connections`` (default: the gate's) at
+    once, and at most ``limits.max_connections_per_address`` from one source address (an IPv6
+    address counts as its /64), so one source cannot hold every slot."""
 
     log = Logger()
     noisy = False
@@ -266,20 +270,29 @@ class RTMPFactory(protocol.Factory):
         self.limits = limits if limits is not None else gate.rtmp_limits
         self.scheduler = _scheduler(scheduler)
         self.open_connections = 0
+        self.per_address: collections.Counter[str] = collections.Counter()
         self._refused = 0  # since the last refusal line
         self._refusal_logged_at: float | None = None
 
     def buildProtocol(self, addr: Any) -> RTMPProtocol | None:
+        source = source_key(str(getattr(addr, "host", "?")))
         if self.open_connections >= self.limits.max_connections:
-            self._refuse(addr)
+            self._refuse(addr, "max_connections")
             return None  # Twisted closes the socket
+        if self.per_address[source] >= self.limits.max_connections_per_address:
+            self._refuse(addr, "max_connections_per_address")
+            return None
         self.open_connections += 1
-        return RTMPProtocol(self.gate, self.limits, self.scheduler, on_lost=self._released)
+        self.per_address[source] += 1
+        return RTMPProtocol(self.gate, self.limits, self.scheduler, on_lost=lambda: self._released(source))
 
-    def _released(self) -> None:
+    def _released(self, source: str) -> None:
         self.open_connections -= 1
+        self.per_address[source] -= 1
+        if self.per_address[source] <= 0:
+            del self.per_address[source]
 
-    def _refuse(self, addr: Any) -> None:
+    def _refuse(self, addr: Any, limit: str) -> None:
         self._refused += 1
         now = self.scheduler.seconds()
         if self._refusal_logged_at is not None and now - self._refusal_logged_at < REFUSAL_LOG_S:
@@ -287,6 +300,6 @@ class RTMPFactory(protocol.Factory):
         self.log.warn(
             "refused {count} RTMP connection(s), the last from {peer}: {open} open, past the {limit} bound",
             count=self._refused, peer=getattr(addr, "host", "?"), open=self.open_connections,
-            limit="max_connections", max_connections=self.limits.max_connections,
+            limit=limit, max_connections=self.limits.max_connections,
         )
         self._refused, self._refusal_logged_at = 0, now
