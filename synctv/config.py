@@ -18,6 +18,7 @@ import attrs
 
 from synctv.core.realtime import RealtimeConfig
 from synctv.core.throttle import ThrottleConfig
+from synctv.core.triggers import DEFAULT_PORT_RANGES, PRIVATE_NETWORKS, PortRanges
 from synctv.live.rtmp import limits as rtmp
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -41,7 +42,11 @@ class ProxyConfig:
 
 @attrs.frozen
 class TriggerConfig:
-    lan_networks: tuple[Network, ...] = ()
+    """``[triggers]`` (docs/displays.md): who may force, which UDP ports events may bind, and where."""
+
+    lan_networks: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in PRIVATE_NETWORKS)
+    udp_ports: PortRanges = DEFAULT_PORT_RANGES
+    udp_bind: str = "0.0.0.0"
 
 
 @attrs.frozen
@@ -100,7 +105,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "server": {"data": "str", "http": "str", "rtmp": "str", "db": "str", "public_url": "str",
                "metrics_networks": "networks"},
     "proxy": {"slice_size": "int", "cache": "str", "cache_bytes": "int", "allow_networks": "networks"},
-    "triggers": {"lan_networks": "networks"},
+    "triggers": {"lan_networks": "networks", "udp_ports": "str", "udp_bind": "str"},
     "displays": {"max_video_bytes": "int", "max_image_bytes": "int"},
     "live": {
         "segment_s": "num", "playlist_len": "int", "idle_s": "num", "gop_cache_bytes": "int",
@@ -253,6 +258,28 @@ def _check_live(live: LiveConfig) -> None:
         raise ConfigError(f"[live] rtmp_public_url {live.rtmp_public_url!r} must start with rtmp:// or rtmps://")
 
 
+def _triggers(values: Mapping[str, Any]) -> TriggerConfig:
+    values = dict(values)
+    if "udp_ports" in values:
+        try:
+            values["udp_ports"] = PortRanges.parse(values["udp_ports"])
+        except ValueError as e:
+            raise ConfigError(f'[triggers] udp_ports: {e}; write ports and ranges such as "5000-5999,7000" '
+                              '("" allows none)') from None
+    if "udp_bind" in values:
+        try:
+            values["udp_bind"] = str(ipaddress.ip_address(values["udp_bind"].strip()))
+        except ValueError:
+            raise ConfigError(f"[triggers] udp_bind {values['udp_bind'][:60]!r} is not an IP address such as "
+                              '"0.0.0.0", "127.0.0.1" or "::"') from None
+    return TriggerConfig(**values)
+
+
+def _check_displays(displays: DisplaysConfig) -> None:
+    if not 1 <= displays.max_video_bytes <= 1 << 40 or not 1 <= displays.max_image_bytes <= 1 << 30:
+        raise ConfigError("[displays] max_video_bytes must be 1 byte to 1 TiB, max_image_bytes 1 byte to 1 GiB")
+
+
 def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any]) -> Config:
     """Build the Config from the file (if any) and ``options`` (server keys; None = not given).
 
@@ -278,7 +305,7 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
         public_url=server.get("public_url"),
         metrics_networks=server.get("metrics_networks", DEFAULT_METRICS_NETWORKS),
         proxy=proxy,
-        triggers=TriggerConfig(**sections.get("triggers", {})),
+        triggers=_triggers(sections.get("triggers", {})),
         live=live,
         realtime=realtime,
         displays=displays,
@@ -299,8 +326,7 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
     _check_live(live)
     _check_realtime(realtime)
     _check_auth(auth)
-    if not 1 <= displays.max_video_bytes <= 1 << 40 or not 1 <= displays.max_image_bytes <= 1 << 30:
-        raise ConfigError("[displays] max_video_bytes must be 1 byte to 1 TiB, max_image_bytes 1 byte to 1 GiB")
+    _check_displays(displays)
     if config.public_url is not None and not config.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url {config.public_url!r} must start with http:// or https://")
     _check_endpoint(config.http, "http endpoint")

@@ -226,8 +226,7 @@ class SynctvService(OrderedServices):
         metrics = HttpMetrics(scrape_networks=config.metrics_networks)
         displays = DisplayRuntime(
             actions=actions, secret=self.secret, data_dir=config.data, web_dir=web_dir(), reactor=reactor,
-            lan_networks=config.triggers.lan_networks, public_url=config.public_url,
-            max_video_bytes=config.displays.max_video_bytes, max_image_bytes=config.displays.max_image_bytes,
+            triggers=config.triggers, limits=config.displays, public_url=config.public_url,
             registry=metrics.registry, presence=realtime.display_status,
         )
         _, ws = build_realtime(actions, limits, reactor=reactor, runtime=realtime,

@@ -3,7 +3,8 @@
 Like ``synctv.actions.Actions`` this only orchestrates: load from the store, ask synctv.core
 (schedule, triggers, permissions) what to do, persist, announce on the bus. Screens and events
 belong to a room of kind ``display``; managing them needs ``manage_room`` in that room (site
-admins hold it everywhere). Triggering needs no account: a show controller has none. The
+admins hold it everywhere); giving an event a UDP port needs a site admin and a port inside
+``[triggers] udp_ports`` (``synctv.core.triggers.check_udp_port``). Triggering needs no account: a show controller has none. The
 cooldown is claimed by compare-and-set on ``last_triggered_at``, the start by compare-and-set on
 the playback version, so racing triggers (on one node or several) give exactly one winner.
 """
@@ -21,7 +22,15 @@ from twisted.logger import Logger
 from synctv.actions import Actions
 from synctv.bus import room_channel
 from synctv.core import auth, permissions
-from synctv.core.displays import Display, DisplayEvent, check_payload, parse_networks, upload_url, video_id_of
+from synctv.core.displays import (
+    DEFAULT_COOLDOWN_S,
+    Display,
+    DisplayEvent,
+    check_payload,
+    parse_networks,
+    upload_url,
+    video_id_of,
+)
 from synctv.core.errors import (
     BadRequest,
     Conflict,
@@ -34,7 +43,7 @@ from synctv.core.errors import (
 from synctv.core.models import MediaItem, PlaybackState, Room, User
 from synctv.core.permissions import Permission
 from synctv.core.schedule import DEFAULT_LEAD_MS, cooldown_remaining, retry_after_s, scheduled_start
-from synctv.core.triggers import host_in, source_allowed
+from synctv.core.triggers import DEFAULT_PORT_RANGES, PortRanges, check_udp_port, host_in, source_allowed
 from synctv.displays.videos import VideoActions
 from synctv.store.interface import UNSET
 
@@ -96,7 +105,8 @@ class DisplayActions:
     log = Logger()
 
     def __init__(
-        self, *, actions: Actions, secret: str, videos: VideoActions, lan_networks: Sequence[Any] = ()
+        self, *, actions: Actions, secret: str, videos: VideoActions, lan_networks: Sequence[Any] = (),
+        udp_ports: PortRanges = DEFAULT_PORT_RANGES,
     ) -> None:
         self.actions = actions
         self.store = actions.store
@@ -104,6 +114,7 @@ class DisplayActions:
         self.bus = actions.bus
         self.videos = videos
         self.lan_networks = tuple(lan_networks)
+        self.udp_ports = udp_ports
         self._secret = secret
         # seams the runtime (synctv.displays.runtime) connects:
         self.presence: Callable[[str], dict[str, Any] | None] = _no_status  # realtime: online, telemetry
@@ -307,12 +318,13 @@ class DisplayActions:
 
     async def create_event(
         self, actor: User, *, name: str, room: str, media: str, udp_port: int | None = None,
-        udp_payload: str | None = None, allowed_sources: Sequence[str] = (), cooldown_s: float = 0.0,
-        lead_ms: int = DEFAULT_LEAD_MS,
+        udp_payload: str | None = None, allowed_sources: Sequence[str] = (),
+        cooldown_s: float = DEFAULT_COOLDOWN_S, lead_ms: int = DEFAULT_LEAD_MS,
     ) -> DisplayEvent:
         target = await self._display_room(room)
         await self._require_manage(actor, target)
         udp_port, udp_payload = self._udp(udp_port, udp_payload)
+        check_udp_port(udp_port, None, site_admin=permissions.is_site_admin(actor.role), allowed=self.udp_ports)
         parse_networks(allowed_sources)
         if await self.store.get_event_by_name(name) is not None:
             raise Conflict(f"an event named {_show(name)} exists", field="name")
@@ -347,12 +359,14 @@ class DisplayActions:
                     raise BadRequest("moving an event to another room needs a media item of that room",
                                      field="media")
                 fields["room_id"] = room.id
-        if "media" in changes:
-            fields["media_id"] = (await self._event_media(actor, room, changes["media"])).id
         port = changes.get("udp_port", event.udp_port)
         payload = changes.get("udp_payload", event.udp_payload)
         if "udp_port" in changes or "udp_payload" in changes:
             fields["udp_port"], fields["udp_payload"] = self._udp(port, payload)
+            check_udp_port(fields["udp_port"], event.udp_port, site_admin=permissions.is_site_admin(actor.role),
+                           allowed=self.udp_ports)
+        if "media" in changes:
+            fields["media_id"] = (await self._event_media(actor, room, changes["media"])).id
         if "allowed_sources" in changes:
             parse_networks(changes["allowed_sources"])
             fields["allowed_sources"] = tuple(changes["allowed_sources"])
