@@ -74,10 +74,12 @@ class LiveConfig:
 
 @attrs.frozen
 class DisplaysConfig:
-    """``[displays]`` (docs/displays.md): upload size limits."""
+    """``[displays]`` (docs/displays.md): upload limits."""
 
     max_video_bytes: int = 4 << 30
     max_image_bytes: int = 32 << 20
+    max_uploads_per_user: int = 2  # uploads of one user receiving at once
+    max_spool_bytes: int = 8 << 30  # bytes of all uploads on their way in (<data>/videos/.incoming)
 
 
 @attrs.frozen
@@ -106,7 +108,8 @@ _SCHEMA: dict[str, dict[str, str]] = {
                "metrics_networks": "networks"},
     "proxy": {"slice_size": "int", "cache": "str", "cache_bytes": "int", "allow_networks": "networks"},
     "triggers": {"lan_networks": "networks", "udp_ports": "str", "udp_bind": "str"},
-    "displays": {"max_video_bytes": "int", "max_image_bytes": "int"},
+    "displays": {"max_video_bytes": "int", "max_image_bytes": "int", "max_uploads_per_user": "int",
+                 "max_spool_bytes": "int"},
     "live": {
         "segment_s": "num", "playlist_len": "int", "idle_s": "num", "gop_cache_bytes": "int",
         "viewer_buffer_bytes": "int", "hls_store": "str", "hls_max_bytes": "int", "link_ttl_s": "num",
@@ -278,6 +281,12 @@ def _triggers(values: Mapping[str, Any]) -> TriggerConfig:
 def _check_displays(displays: DisplaysConfig) -> None:
     if not 1 <= displays.max_video_bytes <= 1 << 40 or not 1 <= displays.max_image_bytes <= 1 << 30:
         raise ConfigError("[displays] max_video_bytes must be 1 byte to 1 TiB, max_image_bytes 1 byte to 1 GiB")
+    if not 1 <= displays.max_uploads_per_user <= 100:
+        raise ConfigError("[displays] max_uploads_per_user must be between 1 and 100")
+    largest = max(displays.max_video_bytes, displays.max_image_bytes)
+    if not largest <= displays.max_spool_bytes <= 1 << 44:
+        raise ConfigError(f"[displays] max_spool_bytes must be at least the largest upload allowed ({largest}, "
+                          "max_video_bytes or max_image_bytes) and at most 16 TiB")
 
 
 def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any]) -> Config:

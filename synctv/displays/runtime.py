@@ -22,11 +22,12 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from synctv.actions import Actions
-from synctv.api.uploads import UploadPolicy, UploadRequest, UploadRoute
+from synctv.api.uploads import UploadBudget, UploadPolicy, UploadRequest, UploadRoute
 from synctv.bus import Message
 from synctv.config import DisplaysConfig, TriggerConfig
-from synctv.core import auth
+from synctv.core import auth, permissions
 from synctv.core.displays import DisplayEvent
+from synctv.core.errors import Forbidden
 from synctv.displays.actions import DisplayActions, TriggerResult, TriggerSource
 from synctv.displays.videos import VideoActions
 from synctv.providers.upload import UploadProvider
@@ -53,7 +54,8 @@ class DisplayRuntime(Service):
         run_in_thread: Any = deferToThread, presence: Any = None, timer: Any = None,
     ) -> None:
         """``triggers`` and ``limits`` are the ``[triggers]`` and ``[displays]`` config sections;
-        ``reactor`` binds the UDP ports, ``timer`` (default: ``reactor``) paces their retries."""
+        ``reactor`` binds the UDP ports; ``timer`` (default: ``reactor``) paces their retries and the
+        lingering close of refused uploads."""
         self.actions = actions
         self.store = actions.store
         self.bus = actions.bus
@@ -84,7 +86,9 @@ class DisplayRuntime(Service):
              UploadRoute(b"PUT", b"/admin/idle-image", limits.max_image_bytes, IMAGE_TYPES)],
             spool_path=self.videos.new_spool_path,
             check_token=lambda token: auth.read_token(secret, token, self.clock()),
-            run_in_thread=run_in_thread,
+            authorize=self._authorize_upload,
+            budget=UploadBudget(limits.max_uploads_per_user, limits.max_spool_bytes),
+            timer=timer if timer is not None else reactor, run_in_thread=run_in_thread,
         )
         self._unsubscribe: Any = None
 
@@ -154,6 +158,17 @@ class DisplayRuntime(Service):
 
     def _duration_of(self, room_id: str, media_id: str) -> Deferred[float | None]:
         return Deferred.fromCoroutine(self.displays.duration_of(room_id, media_id))
+
+    def _authorize_upload(self, token: str) -> Deferred[Any]:
+        """Before an upload's body is read: the token is current (not revoked) and its user a site
+        admin (both upload routes are for site admins)."""
+        return Deferred.fromCoroutine(self._upload_actor(token))
+
+    async def _upload_actor(self, token: str) -> Any:
+        user = await self.actions.authenticate(token)
+        if not permissions.is_site_admin(user.role):
+            raise Forbidden("uploads need a site admin; ask one to upload the file")
+        return user
 
     def _fire_udp(self, event: DisplayEvent, host: str) -> Deferred[TriggerResult]:
         source = TriggerSource(kind="udp", host=host)

@@ -25,7 +25,7 @@ def test_the_readme_examples_load_with_the_defaults(tmp_path: Path) -> None:
     start = block.index("[triggers]")
     end = block.index("\n[", block.index("[displays]"))
     config = _load(tmp_path, block[start:end])
-    assert config.displays == DisplaysConfig() == DisplaysConfig(4 << 30, 32 << 20)
+    assert config.displays == DisplaysConfig() == DisplaysConfig(4 << 30, 32 << 20, 2, 8 << 30)
     assert config.triggers.lan_networks == (ipaddress.ip_network("192.168.1.0/24"),)
     assert str(config.triggers.udp_ports) == "5000-5999,7000" and config.triggers.udp_bind == "0.0.0.0"
 
@@ -50,6 +50,10 @@ def test_trigger_defaults_follow_syncplayer(tmp_path: Path) -> None:
     ("max_image_bytes = -5", "max_image_bytes"),
     ("max_video_bytes = \"4G\"", "max_video_bytes"),
     ("max_bytes = 1", "unknown key [displays] max_bytes"),
+    ("max_uploads_per_user = 0", "max_uploads_per_user"),
+    ("max_uploads_per_user = 1.5", "max_uploads_per_user"),
+    ("max_spool_bytes = 1000", "max_spool_bytes must be at least the largest upload allowed (4294967296"),
+    ("max_video_bytes = 100\nmax_image_bytes = 200\nmax_spool_bytes = 150", "largest upload allowed (200"),
 ])
 def test_bad_values_stop_with_one_clear_line(tmp_path: Path, text: str, needle: str) -> None:
     """Each bad [displays] value is a ConfigError naming the key."""
