@@ -211,7 +211,7 @@ class UploadRequest(SynctvRequest):
     _spool_done = False
     _refusal: DomainError | None = None
     _answer_due = False
-    _linger: IDelayedCall | None = None
+    _linger_call: IDelayedCall | None = None
     _lingered = 0
     _lost = False
 
@@ -297,8 +297,8 @@ class UploadRequest(SynctvRequest):
         self.body_bytes += len(data)
         if self.phase == "refused":
             self._lingered += len(data)
-            if self._lingered > LINGER_BYTES and self._linger is not None:
-                self._linger.reset(0)
+            if self._lingered > LINGER_BYTES and self._linger_call is not None:
+                self._linger_call.reset(0)
             return
         if self.body_bytes > self.upload.limit:
             self._refuse(PayloadTooLarge(f"the upload is over this server's limit of {self.upload.limit} bytes"))
@@ -410,21 +410,21 @@ class UploadRequest(SynctvRequest):
         if ITCPTransport.providedBy(transport) and not ISSLTransport.providedBy(transport):
             transport.loseWriteConnection()
             linger = LINGER_S
-        self._linger = policy.timer.callLater(linger, self._end_linger)
+        self._linger_call = policy.timer.callLater(linger, self._end_linger)
         transport.resumeProducing()
 
     def _end_linger(self) -> None:
-        if self._linger is not None and self._linger.active():
-            self._linger.cancel()
-        self._linger = None
+        if self._linger_call is not None and self._linger_call.active():
+            self._linger_call.cancel()
+        self._linger_call = None
         if not self.finished and not self._lost:
             self.finish()
 
     def connectionLost(self, reason: Failure) -> None:
         self._lost = True
-        if self._linger is not None and self._linger.active():
-            self._linger.cancel()
-        self._linger = None
+        if self._linger_call is not None and self._linger_call.active():
+            self._linger_call.cancel()
+        self._linger_call = None
         if self.spool is not None:
             self.spool.discard()
         if self._ticket is not None:
