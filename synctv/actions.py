@@ -210,28 +210,38 @@ class Actions:
                              field=field or "room")
         return room
 
-    async def _view(self, actor: User, ref: str) -> RoomView:
-        room = await self.find_room(ref)
+    async def _view(self, actor: User, ref: str, field: str | None = None) -> RoomView:
+        room = await self.find_room(ref, field=field)
         member = await self.store.get_member(room.id, actor.id)
         return RoomView(room, _named(member, actor), actor)
 
     async def access(
         self, actor: User, ref: str, *, to: str, needs: Permission | None = None, kind: str | None = None,
+        field: str | None = None,
     ) -> RoomView:
         """The room ``ref`` as ``actor`` may use it ``to`` do something (the words of a refusal).
 
-        NotFound for an unknown room (before anything else); Forbidden unless ``actor`` is a
+        NotFound for an unknown room (before anything else; ``field`` names the body field that
+        gave ``ref``); BadRequest when it is not of ``kind``; Forbidden unless ``actor`` is a
         member or a site admin, and, with ``needs``, holds that permission (site admins hold all).
         """
-        view = await self._view(actor, ref)
+        view = await self._view(actor, ref, field)
         if kind is not None and view.room.kind != kind:
-            await self.find_room(view.room.id, kind=kind)  # raises the explanation
+            await self.find_room(view.room.id, kind=kind, field=field)  # raises the explanation
         member_permissions = view.member.permissions if view.member else None
         if needs is not None:
             permissions.require(actor.role, member_permissions, needs, to)
         elif view.member is None and not permissions.is_site_admin(actor.role):
             raise Forbidden(f"join the room first to {to}")
         return view
+
+    async def may(self, actor: User, room_id: str, needs: Permission) -> bool:
+        """Whether ``actor`` holds ``needs`` in the room (``access`` without the refusal)."""
+        try:
+            await self.access(actor, room_id, to="", needs=needs)
+        except (Forbidden, NotFound):
+            return False
+        return True
 
     async def access_media(
         self, actor: User, ref: str, media_id: str, *, to: str, needs: Permission | None = None,

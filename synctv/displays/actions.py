@@ -27,6 +27,7 @@ from synctv.core.displays import (
     Display,
     DisplayEvent,
     check_payload,
+    display_stand_in,
     parse_networks,
     upload_url,
     video_id_of,
@@ -50,6 +51,7 @@ from synctv.store.interface import UNSET
 CLAIM_RETRIES = 5
 SCHEDULE_RETRIES = 8
 PUBLIC_ID_BYTES = 18  # 144 random bits: /display/{public_id} is a capability
+MANAGE = "manage its displays and events"
 
 
 @attrs.frozen
@@ -124,26 +126,11 @@ class DisplayActions:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    async def _display_room(self, ref: str, field: str = "room") -> Room:
-        room = await self.store.get_room(ref) or await self.store.get_room_by_name(ref)
-        if room is None:
-            raise NotFound(f"no room {_show(ref)}", field=field)
-        if room.kind != "display":
-            raise BadRequest(f"room {_show(room.name)} is a {room.kind} room; displays and events belong "
-                             "to a room of kind display (synctv room create NAME --kind display)",
-                             field=field)
-        return room
-
-    async def _may_manage(self, actor: User, room_id: str) -> bool:
-        if permissions.is_site_admin(actor.role):
-            return True
-        member = await self.store.get_member(room_id, actor.id)
-        return member is not None and Permission.manage_room in member.permissions
-
-    async def _require_manage(self, actor: User, room: Room) -> None:
-        member = await self.store.get_member(room.id, actor.id)
-        permissions.require(actor.role, member.permissions if member else None, Permission.manage_room,
-                             "manage its displays and events")
+    async def _managed_room(self, actor: User, ref: str, field: str | None = None) -> Room:
+        """The display room ``ref`` if ``actor`` may manage its displays and events (``Actions.access``)."""
+        view = await self.actions.access(actor, ref, to=MANAGE, needs=Permission.manage_room, kind="display",
+                                         field=field)
+        return view.room
 
     async def _state(self, room_id: str) -> PlaybackState:
         state = await self.store.get_playback(room_id)
@@ -170,7 +157,7 @@ class DisplayActions:
         room = await self.store.get_room(display.room_id)
         if room is None:
             raise NotFound(f"no display {_show(ref)}")
-        await self._require_manage(actor, room)
+        await self._managed_room(actor, room.id)
         return display, room
 
     async def list_displays(self, actor: User) -> list[Display]:
@@ -178,14 +165,13 @@ class DisplayActions:
         listed = []
         for display in await self.store.list_displays():
             if display.room_id not in allowed:
-                allowed[display.room_id] = await self._may_manage(actor, display.room_id)
+                allowed[display.room_id] = await self.actions.may(actor, display.room_id, Permission.manage_room)
             if allowed[display.room_id]:
                 listed.append(display)
         return listed
 
     async def create_display(self, actor: User, name: str, room_ref: str) -> Display:
-        room = await self._display_room(room_ref)
-        await self._require_manage(actor, room)
+        room = await self._managed_room(actor, room_ref, field="room")
         if await self.store.get_display_by_name(name) is not None:
             raise Conflict(f"a display named {_show(name)} exists", field="name")
         display = Display(id=auth.new_id(), name=name, public_id=secrets.token_urlsafe(PUBLIC_ID_BYTES),
@@ -208,8 +194,7 @@ class DisplayActions:
         if name is not UNSET and name != display.name:
             changes["name"] = name
         if room is not UNSET:
-            target = await self._display_room(room)
-            await self._require_manage(actor, target)
+            target = await self._managed_room(actor, room, field="room")
             if target.id != display.room_id:
                 changes["room_id"] = target.id
                 self.watch_room(target.id)
@@ -261,8 +246,7 @@ class DisplayActions:
         display, room = await self.authenticate_display(token)
         if room_ref not in (room.id, room.name):
             raise Forbidden("a display token only opens its own display room")
-        stand_in = User(id=f"display:{display.id}", name=display.name, role="display", password_hash="")
-        return Principal(user=stand_in, room=room, member=None, read_only=True, display_id=display.id)
+        return Principal(user=display_stand_in(display), room=room, member=None, read_only=True, display_id=display.id)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -278,7 +262,7 @@ class DisplayActions:
         room = await self.store.get_room(event.room_id)
         if room is None:
             raise NotFound(f"no event {_show(ref)}")
-        await self._require_manage(actor, room)
+        await self._managed_room(actor, room.id)
         return event, room
 
     async def _event_media(self, actor: User, room: Room, ref: str) -> MediaItem:
@@ -311,7 +295,7 @@ class DisplayActions:
         listed = []
         for event in await self.store.list_events():
             if event.room_id not in allowed:
-                allowed[event.room_id] = await self._may_manage(actor, event.room_id)
+                allowed[event.room_id] = await self.actions.may(actor, event.room_id, Permission.manage_room)
             if allowed[event.room_id]:
                 listed.append(event)
         return listed
@@ -321,8 +305,7 @@ class DisplayActions:
         udp_payload: str | None = None, allowed_sources: Sequence[str] = (),
         cooldown_s: float = DEFAULT_COOLDOWN_S, lead_ms: int = DEFAULT_LEAD_MS,
     ) -> DisplayEvent:
-        target = await self._display_room(room)
-        await self._require_manage(actor, target)
+        target = await self._managed_room(actor, room, field="room")
         udp_port, udp_payload = self._udp(udp_port, udp_payload)
         check_udp_port(udp_port, None, site_admin=permissions.is_site_admin(actor.role), allowed=self.udp_ports)
         parse_networks(allowed_sources)
@@ -352,8 +335,7 @@ class DisplayActions:
         if "name" in changes and changes["name"] != event.name:
             fields["name"] = changes["name"]
         if "room" in changes:
-            room = await self._display_room(changes["room"])
-            await self._require_manage(actor, room)
+            room = await self._managed_room(actor, changes["room"], field="room")
             if room.id != event.room_id:
                 if "media" not in changes:
                     raise BadRequest("moving an event to another room needs a media item of that room",
