@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 
 from synctv.api.errors import write_error
+from synctv.compat.twisted import request_line
 from synctv.core.errors import BadRequest, DomainError, Unauthorized, Unavailable
 from synctv.site import SynctvRequest, SynctvSite
 
@@ -249,7 +250,7 @@ class UploadRequest(SynctvRequest):
         channel = self.channel
         route = None
         if policy is not None:
-            route = policy.route_for(getattr(channel, "_command", None), getattr(channel, "_path", None))
+            route = policy.route_for(*request_line(channel))
         if route is None:
             super().gotLength(length)
             return
