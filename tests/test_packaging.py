@@ -89,7 +89,7 @@ def test_readme_commands_are_what_ci_runs() -> None:
     assert test.endswith("pytest")
     ci = (ROOT / ".ci" / "run").read_text()
     assert test in ci
-    assert "SYNCTV_REQUIRE_POSTGRES=1" in ci
+    assert "SYNCTV_REQUIRE_POSTGRES=1" in ci and "SYNCTV_REQUIRE_TOOLS=1" in ci
 
 
 def test_ruff_clean() -> None:
