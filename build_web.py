@@ -252,7 +252,10 @@ def pages(web: Path) -> list[Path]:
 
 def build_into(web: Path, target: Path, base: str | None = None) -> list[Path]:
     """A normal build: the pages and the players under ``target`` (``synctv/web`` in build_lib);
-    returns the files written."""
+    returns the files written. ``target`` is this step's alone: a file left from an earlier build
+    of a page since removed is not shipped."""
+    if target.exists():
+        shutil.rmtree(target)
     written = []
     for relative in pages(web):
         (target / relative).parent.mkdir(parents=True, exist_ok=True)

@@ -246,6 +246,8 @@ def test_build_downloads_verifies_and_ships_only_the_player_files(
     web = fake_web(tmp_path, players)
     serve_players(registry, players)
     target = tmp_path / "build" / "synctv" / "web"
+    (target / "js").mkdir(parents=True)
+    (target / "js" / "removed-page.js").write_text("// from an earlier build")
     build_web.build_into(web, target, base=registry.url)
     assert registry.paths == ["/hls.js/-/hls.js-0.0.1.tgz", "/mpegts.js/-/mpegts.js-0.0.1.tgz"]
     shipped = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
