@@ -328,14 +328,18 @@ class SynctvSite(server.Site):
         return waiter
 
 
-VENDOR_PACKAGES = ("hls.js", "mpegts.js")  # web/node_modules/<name>/dist served as /vendor/<name>/
+VENDOR_PACKAGES = ("hls.js", "mpegts.js")  # served as /vendor/<name>/ (files: build_web.PLAYERS)
 
 
 def vendor_resource(web_dir: pathlib.Path) -> resource.Resource:
-    """``/vendor/hls.js/...`` and ``/vendor/mpegts.js/...``: the players' dist folders from npm."""
+    """``/vendor/hls.js/...`` and ``/vendor/mpegts.js/...``: each player's ``dist`` folder from
+    ``npm ci`` (``web_dir/node_modules/<name>/dist``, in a checkout) when there, else the files
+    the build put in ``web_dir/vendor/<name>`` (an installed wheel, or an editable install without
+    npm). See build_web.py."""
     vendor = resource.Resource()
     for name in VENDOR_PACKAGES:
-        vendor.putChild(name.encode("ascii"), StaticFiles(str(web_dir / "node_modules" / name / "dist")))
+        npm = web_dir / "node_modules" / name / "dist"
+        vendor.putChild(name.encode("ascii"), StaticFiles(str(npm if npm.is_dir() else web_dir / "vendor" / name)))
     return vendor
 
 

@@ -30,12 +30,11 @@ DRAIN_S = 5.0
 
 
 def web_dir() -> Path:
-    """The browser files: ``web/`` beside the package in a checkout or editable install,
-    ``<prefix>/share/synctv/web`` in a normal install."""
-    beside = Path(__file__).resolve().parent.parent / "web"
-    if beside.is_dir():
-        return beside
-    return Path(sys.prefix) / "share" / "synctv" / "web"
+    """The browser files: ``synctv/web`` (package data) in an installed wheel, else ``web/`` of
+    the checkout the package runs from (a checkout or an editable install; see build_web.py)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "web"
+    return installed if installed.is_dir() else package.parent / "web"
 
 
 def _fail(message: str) -> None:

@@ -44,6 +44,7 @@ from twisted.web.http_headers import Headers
 
 from synctv.api.errors import write_error
 from synctv.api.spool import FLUSH_BYTES, Spool
+from synctv.compat.twisted import request_line
 from synctv.core.errors import (
     BadRequest,
     DomainError,
@@ -186,13 +187,6 @@ class UploadPolicy:
         return str(claims.user_id), token.strip()
 
 
-def _request_line(channel: Any) -> tuple[bytes, bytes, bytes]:
-    """The request line of the request whose headers ``channel`` just parsed. twisted.web hands it
-    to the request only with the whole body (``requestReceived``); an upload is judged before."""
-    return (getattr(channel, "_command", b""), getattr(channel, "_path", b""),
-            getattr(channel, "_version", b"HTTP/1.1"))
-
-
 class UploadRequest(SynctvRequest):
     """``SynctvRequest`` that spools the bodies of the site's upload routes (``site.uploads``),
     judging each upload before its body is read (see the module docstring).
@@ -224,7 +218,7 @@ class UploadRequest(SynctvRequest):
         policy = self._policy()
         route = None
         if policy is not None:
-            command, path, _ = _request_line(self.channel)
+            command, path, _ = request_line(self.channel)
             route = policy.route_for(command, path)
         if route is None:
             super().gotLength(length)
@@ -255,7 +249,7 @@ class UploadRequest(SynctvRequest):
         if not expect or expect[0].strip().lower() != b"100-continue":
             return False
         self.requestHeaders.removeHeader(b"expect")
-        return _request_line(self.channel)[2] == b"HTTP/1.1"
+        return request_line(self.channel)[2] == b"HTTP/1.1"
 
     def _authorized(self, _: Any) -> None:
         if self.phase != "checking" or self._lost:
@@ -386,7 +380,8 @@ class UploadRequest(SynctvRequest):
         assert error is not None
         channel = self.channel
         if not self._body_complete:  # twisted.web has not filled in the request line yet
-            self.method, self.uri, self.clientproto = _request_line(channel)
+            method, uri, version = request_line(channel)
+            self.method, self.uri, self.clientproto = method or b"", uri or b"", version or b"HTTP/1.1"
             self.path = self.uri.split(b"?", 1)[0]
         site = channel.site
         self.site = site

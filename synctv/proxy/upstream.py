@@ -33,7 +33,6 @@ as ``CancelledError``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -44,19 +43,12 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web._newclient import HEADER, STATUS, HTTP11ClientProtocol
-from twisted.web.client import (
-    Agent,
-    HTTPConnectionPool,
-    PotentialDataLoss,
-    RedirectAgent,
-    ResponseDone,
-    _HTTP11ClientFactory,
-)
+from twisted.web.client import Agent, HTTPConnectionPool, PotentialDataLoss, RedirectAgent, ResponseDone
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
+from synctv.compat.twisted import cap_response_headers
 from synctv.proxy.addresses import (
     CONNECT_TIMEOUT_S,
     AddressGuard,
@@ -88,44 +80,6 @@ class HeadersTooLarge(Exception):
 
 
 # -- the HTTP client --------------------------------------------------------------------------
-
-def _cap_header_section(parser: Any, limit: int) -> None:
-    """Make ``parser`` raise once its status line and headers exceed ``limit`` bytes."""
-    parser.MAX_LENGTH = limit  # one line longer than this drops the connection
-    original = parser.lineReceived
-    seen = 0
-
-    def line_received(line: bytes) -> Any:
-        nonlocal seen
-        if parser.state in (STATUS, HEADER):
-            seen += len(line) + 1
-            if seen > limit:
-                raise HeadersTooLarge(limit)
-        return original(line)
-
-    parser.lineReceived = line_received
-
-
-class _CappedProtocol(HTTP11ClientProtocol):
-    max_header_bytes = MAX_HEADER_BYTES
-
-    def request(self, request: Any) -> defer.Deferred[Any]:
-        d = super().request(request)
-        if self._parser is not None:
-            _cap_header_section(self._parser, self.max_header_bytes)
-        return d
-
-
-class _CappedFactory(_HTTP11ClientFactory):
-    def __init__(self, quiescentCallback: Any, metadata: Any, *, max_header_bytes: int) -> None:
-        super().__init__(quiescentCallback, metadata)
-        self._max_header_bytes = max_header_bytes
-
-    def buildProtocol(self, addr: Any) -> HTTP11ClientProtocol:
-        protocol = _CappedProtocol(self._quiescentCallback)
-        protocol.max_header_bytes = self._max_header_bytes
-        return protocol
-
 
 @implementer(IAgent)
 class _IdentityAgent:
@@ -357,7 +311,7 @@ class UpstreamClient:
         self.pool = HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = min(max_connections, 16)
         self.pool.cachedConnectionTimeout = 60
-        self.pool._factory = functools.partial(_CappedFactory, max_header_bytes=max_header_bytes)
+        cap_response_headers(self.pool, max_header_bytes, HeadersTooLarge)
         agent = Agent.usingEndpointFactory(reactor, _CheckedEndpoints(reactor, self.guard, connect_timeout_s),
                                            pool=self.pool)
         self._agent = RedirectAgent(_IdentityAgent(agent))

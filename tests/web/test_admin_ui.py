@@ -28,7 +28,7 @@ from tests.web.conftest import _ok
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg"),
+    pytest.mark.tools("ffmpeg"),
 ]
 
 VIEWPORT = {"width": 1440, "height": 900}
