@@ -231,9 +231,14 @@ class Actions:
         member_permissions = view.member.permissions if view.member else None
         if needs is not None:
             permissions.require(actor.role, member_permissions, needs, to)
-        elif view.member is None and not permissions.is_site_admin(actor.role):
+        elif not permissions.may_enter(actor.role, member_permissions):
             raise Forbidden(f"join the room first to {to}")
         return view
+
+    async def member_of(self, room_id: str, user: User) -> Member | None:
+        """``user``'s membership of the room as stored now (the realtime layer re-reads it when
+        a ``member`` bus message did not carry it; ``permissions.may_enter`` decides)."""
+        return _named(await self.store.get_member(room_id, user.id), user)
 
     async def may(self, actor: User, room_id: str, needs: Permission) -> bool:
         """Whether ``actor`` holds ``needs`` in the room (``access`` without the refusal)."""

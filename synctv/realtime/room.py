@@ -335,12 +335,12 @@ class RoomSession:
     # -- members --------------------------------------------------------------------------------
 
     async def _member_changed(self, user_id: str, conns: list[ConnectionSession]) -> None:
-        self._apply_member(await self.actions.store.get_member(self.room_id, user_id), conns)
+        self._apply_member(await self.actions.member_of(self.room_id, conns[0].principal.user), conns)
 
     def _apply_member(self, member: Member | None, conns: list[ConnectionSession]) -> None:
         """Removed members are closed (4001); others act with their new role and permissions."""
         for conn in conns:
-            if member is None and not permissions.is_site_admin(conn.principal.user.role):
+            if not permissions.may_enter(conn.principal.user.role, member.permissions if member else None):
                 conn.close(CLOSE_REMOVED, "removed from the room")
             else:
                 conn.principal = attrs.evolve(conn.principal, member=member)
