@@ -72,8 +72,11 @@ def access_log_formatter(timestamp: str, request: IRequest) -> str:
 
 
 class StaticFiles(static.File):
-    """web/ files: ``index.html`` for a directory, and no directory listings."""
+    """web/ files: ``index.html`` for a directory, no directory listings, and types for what
+    the pages load that the system's mime table may lack (source maps, modules)."""
 
+    contentTypes = {**static.File.contentTypes, ".map": "application/json", ".mjs": "text/javascript",
+                    ".js": "text/javascript", ".webmanifest": "application/manifest+json"}
     childNotFound = pages.notFound("No Such Resource", "File not found.")
     forbidden = pages.forbidden("Forbidden", "Access denied.")
 
@@ -134,9 +137,10 @@ class SynctvRequest(server.Request):
 
     Past ``max_body_bytes`` (announced by ``Content-Length``, or reached by a chunked body) the
     request is answered at once by :meth:`refuse_body_now` and the rest of the body is never
-    read; see the module docstring. Subclasses with their own limits (``synctv.api.uploads``)
-    override ``_limit`` and may call :meth:`refuse_body_now` too; one that only sets
-    ``body_too_large`` while it keeps reading gets the 413 from ``process`` once the body ended.
+    read; see the module docstring. ``synctv.api.uploads.UploadRequest`` takes the bodies of the
+    upload routes over before the first byte is read and judges them itself; any subclass may
+    call :meth:`refuse_body_now`, and one that only sets ``body_too_large`` while it keeps
+    reading gets the 413 from ``process`` once the body ended.
     """
 
     body_too_large = False
