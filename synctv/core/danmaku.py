@@ -8,9 +8,10 @@ cursor and a timer; this module only decides.
 
 Rules: while playing, danmaku whose position lies in ``(cursor, position]`` are due, at most
 ``max_batch`` per step (the earliest; a seek past thousands sends none of the skipped ones);
-paused or stopped, none are. A playback change that moves the position by more than
-``JUMP_S`` from the cursor (a seek, another item) restarts the cursor just before the new
-position, so nothing from before a seek is replayed and nothing at the seek point is lost.
+paused or stopped, none are. A playback change that moves the position back, or forward by
+more than ``JUMP_S`` from the cursor (a seek, another item), restarts the cursor just before
+the new position: after a seek the danmaku from there on come (again), those skipped do not,
+and nothing at the seek point is lost; a small step forward (a rate change) keeps the cursor.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class FeedStep:
 def restart_cursor(cursor: float | None, state: PlaybackState, now_ms: int) -> float:
     """The cursor after a playback change (see the module docstring)."""
     position = max(0.0, state.expected_position(now_ms))
-    if cursor is None or abs(position - cursor) > JUMP_S:
+    if cursor is None or position < cursor or position - cursor > JUMP_S:
         return position - _EPSILON
     return cursor
 

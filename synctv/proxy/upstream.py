@@ -357,15 +357,19 @@ class UpstreamClient:
         """Upstream requests holding a slot now."""
         return self.max_connections - self._slots.tokens
 
-    def open(self, method: str, url: str, headers: Mapping[str, str]) -> defer.Deferred[UpstreamResponse]:
-        """Send one request; fires with the answer once its headers arrived, whatever its status."""
-        return defer.Deferred.fromCoroutine(self._open(method, url, headers))
+    def open(self, method: str, url: str, headers: Mapping[str, str],
+             body: bytes | None = None) -> defer.Deferred[UpstreamResponse]:
+        """Send one request (with ``body``, for the providers' API calls); fires with the answer
+        once its headers arrived, whatever its status."""
+        return defer.Deferred.fromCoroutine(self._open(method, url, headers, body))
 
-    async def _open(self, method: str, url: str, headers: Mapping[str, str]) -> UpstreamResponse:
+    async def _open(self, method: str, url: str, headers: Mapping[str, str],
+                    body: bytes | None = None) -> UpstreamResponse:
         await self._slots.acquire()
         try:
             self.requests += 1
-            d = self._http.request(method, url, headers=dict(headers), unbuffered=True, reactor=self.reactor)
+            d = self._http.request(method, url, headers=dict(headers), data=body, unbuffered=True,
+                                   reactor=self.reactor)
             expired: list[bool] = []
 
             def expire() -> None:
