@@ -268,9 +268,8 @@ class AlistBackend:
         fmt = guess_format(obj.name) if guess_format(obj.name) != "unknown" else guess_format(obj.raw_url)
         metadata = {"alist_provider": obj.provider}
         common = {"url": obj.raw_url, "format": fmt, "headers": user_agent, "subtitles": tuple(subtitles),
-                  "metadata": metadata}
-        infos = (PlaybackInfo(mode="direct", expires_at=expires, **common),
-                 PlaybackInfo(mode="proxy", signer="proxy", **common))
+                  "metadata": metadata, "expires_at": expires}
+        infos = (PlaybackInfo(mode="direct", **common), PlaybackInfo(mode="proxy", signer="proxy", **common))
         return Resolved(infos, expires)
 
     async def thumbnail(self, conn: Connection, item_ref: str) -> ApiCall | None:

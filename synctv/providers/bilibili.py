@@ -157,11 +157,12 @@ class BilibiliBackend:
         return [self._page(info, page) for page in info.pages]
 
     def _infos(self, stream: api.Stream, headers: Mapping[str, str]) -> tuple[PlaybackInfo, ...]:
-        common = {"format": stream.format, "headers": dict(headers), "metadata": dict(stream.metadata)}
+        common = {"format": stream.format, "headers": dict(headers), "metadata": dict(stream.metadata),
+                  "expires_at": stream.expires_at}
         proxy = PlaybackInfo(mode="proxy", url=stream.url, signer="proxy", document=stream.document, **common)
         if stream.document is not None:
             return (proxy,)  # the MPD is made here: only the proxy serves it
-        return (PlaybackInfo(mode="direct", url=stream.url, expires_at=stream.expires_at, **common), proxy)
+        return (PlaybackInfo(mode="direct", url=stream.url, **common), proxy)
 
     async def resolve(self, conn: Connection, item: MediaItem, now_ms: int) -> Resolved:
         data = item.provider_data

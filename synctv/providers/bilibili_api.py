@@ -21,7 +21,7 @@ import html
 import posixpath
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from xml.sax.saxutils import escape, quoteattr
@@ -365,15 +365,17 @@ def parse_live_url(answer: ApiAnswer, now_ms: int) -> Stream:
 def inflate(data: bytes, limit: int = MAX_XML_BYTES) -> bytes:
     """The danmaku XML: raw-deflated (as Bilibili sends it), zlib or gzip, or plain."""
     if data.lstrip()[:1] == b"<":
-        return data[:limit]
+        if len(data) > limit:
+            raise MalformedAnswer(f"the bilibili danmaku XML is over {limit} bytes")
+        return data
     for wbits in (-15, 47):
         inflater = zlib.decompressobj(wbits)
         try:
             out = inflater.decompress(data, limit)
         except zlib.error:
             continue
-        if inflater.unconsumed_tail:
-            raise MalformedAnswer(f"the bilibili danmaku XML is over {limit} bytes")
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise MalformedAnswer(f"the bilibili danmaku XML is over {limit} bytes, or cut short")
         return out
     raise MalformedAnswer("the bilibili danmaku answer is neither XML nor deflated XML")
 
@@ -397,6 +399,3 @@ def parse_danmaku(data: bytes, prefix: str) -> list[Danmaku]:
         found.append(Danmaku(id=f"{prefix}:{dmid}", at=round(at, 3), text=body, mode=mode, color=color, size=size))
     return found
 
-
-def query(params: Iterable[tuple[str, str]]) -> str:
-    return urlencode(list(params))

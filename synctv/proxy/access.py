@@ -9,7 +9,8 @@ provider how to proxy it: the PlaybackInfo of the URL's mode (``proxy``, or what
 ``m=`` names, e.g. ``hls`` for an Emby transcode) whose ``signer`` is ``proxy``. The upstream URL
 and headers always come from the provider, never from the client.
 
-Successful resolutions are remembered for ``ttl_s`` seconds per (room, item, user, mode), so a player's
+Successful resolutions are remembered for ``ttl_s`` seconds per (room, item, user, mode) -- less
+when the provider's upstream URL expires sooner (its ``expires_at``) -- so a player's
 many range requests cost no database round trips; a membership removed or an item deleted is
 noticed within that time.
 """
@@ -33,6 +34,7 @@ from synctv.proxy.service import Upstream
 TTL_S = 5.0
 MAX_ENTRIES = 4096
 PROXIED_MODES = frozenset({"proxy", "hls"})  # modes a provider may hand to the proxy (``m=``)
+EXPIRY_MARGIN_MS = 30_000
 
 
 @attrs.frozen
@@ -42,6 +44,12 @@ class ProxyTarget:
     room_id: str
     media: MediaItem
     info: PlaybackInfo
+
+
+def _expiring(info: PlaybackInfo, now_ms: int) -> bool:
+    """Whether the upstream URL of a provider's info expires within ``EXPIRY_MARGIN_MS`` (then it
+    is asked for again rather than reused)."""
+    return info.expires_at is not None and now_ms >= info.expires_at - EXPIRY_MARGIN_MS
 
 
 def upstream_for(grant: ProxyGrant, target: ProxyTarget) -> Upstream:
@@ -90,7 +98,7 @@ class MediaAccess:
             raise NotFound(f"no proxied way to play named {mode[:40]!r}")
         key = (room_ref, media_id, self._param(args, "u"), mode)
         known = self._known.get(key)
-        if known is not None and self.clock() - known[0] < self.ttl_s:
+        if known is not None and self.clock() - known[0] < self.ttl_s and not _expiring(known[1].info, now_ms):
             target = known[1]
             grant = self.links.verify(target.room_id, media_id, kind, index, args, now_ms)
             return grant, upstream_for(grant, target)

@@ -38,6 +38,20 @@ from tests.providers.upstreams import FakeAlist, FakeBilibili, FakeMediaBrowser,
 from tests.realtime.wsclient import WSClient, connect, room_path
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+class SteppableClock(ServerClock):
+    """Real server time that a test can move ahead (``advance``), with the fakes' clocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.offset_ms = 0
+
+    def __call__(self) -> int:
+        return super().__call__() + self.offset_ms
+
+    def advance(self, ms: int) -> None:
+        self.offset_ms += ms
 LIMITS = RealtimeLimits(messages_per_s=1000.0, messages_burst=1000)
 
 
@@ -85,6 +99,15 @@ class ProviderWorld(World):
         self.answers.append(r.raw)
         return r
 
+    async def fetch(self, url: str, headers: dict[str, str] | None = None) -> Response:
+        """GET a URL from a PlaybackInfo: a path on this server, or an absolute upstream URL."""
+        if url.startswith("/"):
+            return await self.client.request("GET", url, headers=headers)
+        import treq
+
+        response = await treq.get(url, headers=headers or {})
+        return Response(response.code, response.headers, await response.content())
+
     async def link(self, kind: str, who: str = "alice", **body: Any) -> dict[str, Any]:
         defaults = self.credentials(kind)
         r = await self.call("POST", "/api/me/accounts", who, {"kind": kind, **defaults, **body})
@@ -127,7 +150,9 @@ def pw(tmp_path: Path, fakes: Fakes) -> Iterator[ProviderWorld]:
     url = DatabaseURL.sqlite_file(tmp_path / "synctv.db")
     migrate(url)
     store = pytest_twisted.blockon(open_store(url))
-    clock = ServerClock()
+    clock = SteppableClock()
+    for fake in fakes.all():
+        fake.now = lambda: clock() / 1000.0
     config = Config(data=tmp_path / "data", proxy=ProxyConfig(allow_networks=LOOPBACK, slice_size=64 * 1024),
                     providers=ProvidersConfig(bilibili_api=fakes.bilibili.base, bilibili_live_api=fakes.bilibili.base))
     catalog = build_catalog(config, store=store, clock=clock, reactor=reactor, key=PROVIDER_KEY)

@@ -45,3 +45,28 @@ async def test_wrong_password_is_a_400_with_alists_reason(pw):
                                                          "password": "wrong"})
     assert r.status == 400, r.raw
     assert "password is incorrect" in r.error()["message"] and r.error()["field"] == "password"
+
+
+@pytest_twisted.ensureDeferred
+async def test_thumbnails_come_through_this_server_only_as_images(pw):
+    """Browse lists a thumbnail URL on this server; the item's image route takes ?token= for <img>;
+    an upstream that answers something other than a raster image is a 502."""
+    account = await pw.link("alist")
+    r = await pw.call("GET", f"/api/me/accounts/{account['id']}/browse?path=/movies")
+    film = next(i for i in r.json["items"] if i["title"] == "film.mp4")
+    assert film["thumbnail"].startswith(f"/api/me/accounts/{account['id']}/thumbnail?item=")
+    image = await pw.call("GET", film["thumbnail"])
+    assert image.status == 200 and image.header("content-type") == "image/png"
+    assert image.header("content-security-policy").startswith("default-src 'none'")
+    assert (await pw.call("GET", film["thumbnail"], "bob")).status == 404  # not bob's account
+    room = await pw.room("alice")
+    item = await pw.add(room, {"provider": "alist", "provider_data": {"account": account["id"],
+                                                                      "item": "/movies/film.mp4"}})
+    path = f"/api/rooms/{room['id']}/media/{item['id']}/thumbnail"
+    image = await pw.client.request("GET", f"{path}?token={pw.tokens['alice']}")
+    assert image.status == 200 and image.raw.startswith(b"\x89PNG")
+    assert (await pw.client.request("GET", path)).status == 401
+    assert (await pw.call("GET", path, "bob")).status == 403  # not a member of the room
+    pw.fakes.alist.thumb_type = "text/html"  # a hostile upstream would have this origin serve a page
+    hostile = await pw.call("GET", path)
+    assert hostile.status == 502 and "not a JPEG" in hostile.error()["message"]

@@ -81,6 +81,7 @@ class Fake(resource.Resource):
         super().__init__()
         self.calls: Counter[str] = Counter()
         self.base = ""  # set once listening: http://127.0.0.1:port
+        self.now = time.time  # the fake's wall clock (tests move it with synctv's)
 
     def render(self, request: Any) -> Any:
         path = unquote(request.path.decode("utf-8", "replace"))
@@ -126,6 +127,7 @@ class FakeAlist(Fake):
         self.tokens: set[str] = set()
         self.sign_key = secrets.token_bytes(16)
         self.link_ttl_s = 3600
+        self.thumb_type = "image/png"
         # path -> (is_dir, alist type, file on disk or None)
         self.tree: dict[str, tuple[bool, int, Path | None]] = {
             "/": (True, 1, None), "/movies": (True, 1, None), "/empty": (True, 1, None),
@@ -155,7 +157,7 @@ class FakeAlist(Fake):
                 "hashinfo": "null", "hash_info": None}
 
     def _raw_url(self, path: str) -> str:
-        expire = int(time.time()) + self.link_ttl_s
+        expire = int(self.now()) + self.link_ttl_s
         return f"{self.base}/d{quote(path)}?sign={quote(self.sign(path, expire))}"
 
     def route(self, request: Any, path: str) -> Any:
@@ -199,7 +201,7 @@ class FakeAlist(Fake):
             if target not in self.tree or not expire.isdigit() or sign != self.sign(target, int(expire)):
                 request.setResponseCode(401)
                 return b"sign mismatch"
-            if int(expire) < time.time():
+            if int(expire) < self.now():
                 request.setResponseCode(403)
                 return b"sign expired"
             if target.endswith(".srt"):
@@ -207,7 +209,7 @@ class FakeAlist(Fake):
                 return SRT
             return self.file(request, self.tree[target][2], "video/mp4")
         if path.startswith("/thumb/"):
-            return self.file(request, self.media["cover.png"], "image/png")
+            return self.file(request, self.media["cover.png"], self.thumb_type)
         request.setResponseCode(404)
         return b"404 page not found"
 
@@ -226,6 +228,7 @@ class FakeMediaBrowser(Fake):
         self.user_id = secrets.token_hex(16)
         self.tokens: set[str] = set()
         self.quick_connect = False
+        self.broken_playback: bytes | None = None  # a PlaybackInfo answer to send instead of the real one
         self.quick: dict[str, dict[str, Any]] = {}
         self.playlist_tokens: list[str] = []  # the tokens put in playlist URIs (to check none leaks)
         ident = (lambda n: str(n)) if kind == "emby" else (lambda n: f"{n:032x}")
@@ -353,6 +356,9 @@ class FakeMediaBrowser(Fake):
         return b""
 
     def _playback_info(self, request: Any, item_id: str) -> bytes:
+        if self.broken_playback is not None:
+            request.setHeader(b"Content-Type", b"application/json")
+            return self.broken_playback
         if item_id not in self.items:
             request.setResponseCode(404)
             return b"Item not found."
@@ -498,7 +504,7 @@ class FakeBilibili(Fake):
                                                 "title": video["title"], "pic": f"{base}/cover.png",
                                                 "duration": sum(p["duration"] for p in video["pages"]),
                                                 "cid": video["pages"][0]["cid"], "pages": video["pages"]})
-            deadline = int(time.time()) + self.link_ttl_s
+            deadline = int(self.now()) + self.link_ttl_s
             cdn = f"{base}/cdn/{q['bvid']}-{q.get('cid')}"
             if q.get("platform") == "html5" and q["bvid"] not in self.dash_only:
                 return self._envelope(request, {"quality": 64, "format": "mp4720", "timelength": 2000, "durl": [
@@ -519,7 +525,7 @@ class FakeBilibili(Fake):
                 request.setResponseCode(403)
                 return b"Forbidden"
             deadline = q.get("deadline", "0")
-            if not deadline.isdigit() or int(deadline) < time.time():
+            if not deadline.isdigit() or int(deadline) < self.now():
                 request.setResponseCode(403)
                 return b"expired"
             return self.file(request, self.media["video.mp4"], "video/mp4")
@@ -540,7 +546,7 @@ class FakeBilibili(Fake):
                 return self._envelope(request, None, code=1, message="房间不存在")
             return self._envelope(request, room)
         if path == "/room/v1/Room/playUrl":
-            deadline = int(time.time()) + self.link_ttl_s
+            deadline = int(self.now()) + self.link_ttl_s
             return self._envelope(request, {"current_quality": 4, "accept_quality": ["4"], "durl": [
                 {"url": f"{base}/live/{q.get('cid')}.flv?deadline={deadline}", "order": 1}]})
         if path.startswith("/live/"):
@@ -557,6 +563,42 @@ def listen(reactor: Any, fake: Fake) -> Any:
     port = reactor.listenTCP(0, server.Site(fake), interface="127.0.0.1")
     fake.base = f"http://127.0.0.1:{port.getHost().port}"
     return port
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class FakeUpstreams:
+    """``with FakeUpstreams(folder) as info:`` the four fakes in a child process (``main``);
+    ``info`` is its JSON line (base URLs, credentials, item ids). For tests and benchmarks that
+    run synctv as a real process."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.proc: subprocess.Popen[str] | None = None
+        self.info: dict[str, Any] = {}
+
+    def __enter__(self) -> dict[str, Any]:
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.providers.upstreams", str(self.folder)],
+                                     cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # ffmpeg makes the media first: seconds
+        if not line:
+            raise RuntimeError(f"the fake upstreams did not start (exit {self.proc.wait(timeout=30)})")
+        self.info = json.loads(line)
+        return self.info
+
+    def calls(self, name: str) -> dict[str, int]:
+        """The call counts of one fake (``alist``, ``emby``, ``jellyfin``, ``bilibili``)."""
+        import urllib.request
+
+        with urllib.request.urlopen(self.info[name] + "/_calls", timeout=30) as answer:
+            return json.loads(answer.read())
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
 
 
 def main(argv: list[str]) -> int:
