@@ -47,6 +47,15 @@ def _context(account_id: str, field: str) -> str:
     return f"synctv-provider-account\n{account_id}\n{field}"
 
 
+def _scrubbed(reason: str, *secrets: Any) -> str:
+    """An upstream's words with any of the account's secrets it may echo masked."""
+    for value in secrets:
+        for item in (value.values() if isinstance(value, dict) else [value]):
+            if isinstance(item, str) and len(item) >= 4:
+                reason = reason.replace(item, "***")
+    return reason
+
+
 @attrs.frozen
 class Linked:
     """A new account, and the Jellyfin quick-connect code to approve when it is ``pending``."""
@@ -125,9 +134,10 @@ class ProviderAccounts:
         except CredentialsRejected as e:
             self.log.info("{kind} server {server} refused a new account of {user_name}", kind=kind, server=base,
                           user_name=actor.name)
-            raise BadRequest(f"the {kind} server refused the login: {e.reason or 'no reason given'}",
+            reason = _scrubbed(e.reason, credentials)
+            raise BadRequest(f"the {kind} server refused the login: {reason or 'no reason given'}",
                              field="cookie" if kind == "bilibili" else "password",
-                             detail={"upstream_reason": e.reason}) from None
+                             detail={"upstream_reason": reason}) from None
         status = str(session.pop("status", "ok"))
         if status == "pending":  # what finishes the login later is kept with the credentials
             for key in ("quick_connect_secret", "quick_connect_code", "device_id"):
@@ -248,14 +258,14 @@ class ProviderAccounts:
             return await call(Connection(account, session, self.http))
         except CredentialsRejected as first:
             self.log.info("{kind} refused the session of account {account_id} ({reason}); logging in again",
-                          kind=kind, account_id=account.id, reason=first.reason)
+                          kind=kind, account_id=account.id, reason=_scrubbed(first.reason, session))
         account, session = await self._login_again(account)
         try:
             return await call(Connection(account, session, self.http))
         except CredentialsRejected as again:
+            reason = _scrubbed(again.reason, session)
             raise BadGateway(f"the {kind} server refuses the account {account.username!r} even after a fresh login: "
-                             f"{again.reason or 'no reason given'}",
-                             detail={"upstream_reason": again.reason}) from None
+                             f"{reason or 'no reason given'}", detail={"upstream_reason": reason}) from None
 
     def _login_again(self, account: ProviderAccount) -> Deferred[tuple[ProviderAccount, dict[str, Any]]]:
         return self._logins.run(account.id, lambda: Deferred.fromCoroutine(self._login(account)))
@@ -268,11 +278,12 @@ class ProviderAccounts:
             session = await backend.login(self.http, account.server, account.username, credentials, previous)
         except CredentialsRejected as e:
             await self.store.update_provider_account(account.id, status="login_failed", updated_at=self.clock())
+            reason = _scrubbed(e.reason, credentials, previous)
             self.log.warn("{kind} refused the stored login of account {account_id}: {reason}", kind=account.kind,
-                          account_id=account.id, reason=e.reason)
+                          account_id=account.id, reason=reason)
             raise BadGateway(f"the {account.kind} server refused the stored login of {account.username!r}: "
-                             f"{e.reason or 'no reason given'}; its owner must link the account again",
-                             detail={"upstream_reason": e.reason}) from None
+                             f"{reason or 'no reason given'}; its owner must link the account again",
+                             detail={"upstream_reason": reason}) from None
         status = str(session.pop("status", "ok"))
         if status == "pending":
             code = credentials.get("quick_connect_code") or session.get("quick_connect_code")

@@ -252,8 +252,14 @@ class CatalogProvider:
 
         return Deferred.fromCoroutine(run())
 
-    async def _resolved(self, media: MediaItem) -> tuple[Resolved, ProviderAccount | None]:
+    async def _account_of(self, media: MediaItem) -> ProviderAccount | None:
         account = await self.accounts.of_item(media)
+        if account is None and self.backend.needs_account:
+            raise NotFound(f"this {self.name} item names no account; add it again", field="provider_data.account")
+        return account
+
+    async def _resolved(self, media: MediaItem) -> tuple[Resolved, ProviderAccount | None]:
+        account = await self._account_of(media)
         key = (self.name, media.room_id, media.id, account.id if account is not None else "")
         resolved = await self.cache.get(key, lambda: self.accounts.run(
             account, self.name, lambda conn: self.backend.resolve(conn, media, self.cache.clock())))
@@ -262,8 +268,8 @@ class CatalogProvider:
     def playback(self, media: MediaItem, profile: ClientProfile, now_ms: int) -> Deferred[PlaybackResult]:
         async def run() -> PlaybackResult:
             resolved, account = await self._resolved(media)
-            share = account is not None and account.share_direct
-            infos = select_infos(resolved.infos, profile, share if account is not None else True)
+            share = account.share_direct if account is not None else True  # anonymous: no credential
+            infos = select_infos(resolved.infos, profile, share)
             return PlaybackResult(media_id=media.id, provider=self.name, infos=infos)
 
         return Deferred.fromCoroutine(run())
@@ -272,7 +278,7 @@ class CatalogProvider:
         """The item's image from the provider, as ``(content_type, bytes)``."""
 
         async def run() -> tuple[str, bytes]:
-            account = await self.accounts.of_item(media)
+            account = await self._account_of(media)
             ref = str(media.provider_data.get("item") or media.provider_data.get("thumbnail") or "")
 
             async def fetch(conn: Connection) -> tuple[str, bytes]:

@@ -19,9 +19,11 @@ from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from synctv.core.clock import Clock
 from synctv.core.danmaku import DanmakuTrack, feed_step, restart_cursor
+from synctv.core.errors import DomainError
 from synctv.core.models import MediaItem, PlaybackState
 
 CallLater = Callable[[float, Callable[[], None]], Any]
@@ -86,12 +88,17 @@ class RoomDanmaku:
             self._cancel()
             if new.media_id is not None:
                 self.loading = Deferred.fromCoroutine(self._load(new.media_id))
-                self.loading.addErrback(lambda f: self.log.failure(
-                    "room {room_id}: loading danmaku", f, room_id=self.room_id))
+                self.loading.addErrback(self._load_failed)
             return
         if self.track is not None:
             self.cursor = restart_cursor(self.cursor, new, self.clock())
             self._step()
+
+    def _load_failed(self, failure: Failure) -> None:
+        if failure.check(DomainError):  # an upstream that failed: one line, no traceback
+            self.log.warn("room {room_id}: no danmaku: {error}", room_id=self.room_id, error=failure.value.message)
+        else:
+            self.log.failure("room {room_id}: loading danmaku", failure, room_id=self.room_id)
 
     async def _load(self, media_id: str) -> None:
         item = await self.store.get_media(self.room_id, media_id)

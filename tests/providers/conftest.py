@@ -153,7 +153,7 @@ def pw(tmp_path: Path, fakes: Fakes) -> Iterator[ProviderWorld]:
     clock = SteppableClock()
     for fake in fakes.all():
         fake.now = lambda: clock() / 1000.0
-    config = Config(data=tmp_path / "data", proxy=ProxyConfig(allow_networks=LOOPBACK, slice_size=64 * 1024),
+    config = Config(data=tmp_path / "data", proxy=ProxyConfig(allow_networks=LOOPBACK, slice_size=4096),
                     providers=ProvidersConfig(bilibili_api=fakes.bilibili.base, bilibili_live_api=fakes.bilibili.base))
     catalog = build_catalog(config, store=store, clock=clock, reactor=reactor, key=PROVIDER_KEY)
     links = ProxyLinks(SECRET)
