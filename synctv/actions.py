@@ -22,6 +22,10 @@ membership (site admins are members of every room) and the permission the use ne
 Password guesses (login, room passwords) are throttled by ``synctv.core.throttle`` before any
 hashing, and hashing runs on ``synctv.passwords.PasswordHasher``'s own bounded pool.
 
+Catalog providers (Alist, Emby, Jellyfin, Bilibili: ``ProviderRegistry.catalog``) say themselves
+what an item is -- title, duration, where it plays -- with the adding member's own account;
+``import_media`` adds every playable child of a folder, season or series.
+
 Media secrets: header values of an item (cookies, tokens for the upstream) are shown only to
 members with ``manage_media`` (``MediaView``), and a ``direct`` PlaybackInfo that carries header
 values goes only to such members whose client declared ``headers=1``; everyone else plays
@@ -570,13 +574,41 @@ class Actions:
         subtitles: Sequence[Subtitle] = (), duration: float | None = None,
     ) -> MediaItem:
         view = await self.access(actor, ref, to="add media", needs=Permission.manage_media)
-        self.providers.require(provider).validate(url, provider_data or {})
+        catalog = self.providers.catalog(provider)
+        if catalog is not None:  # the provider says what the item is, with the actor's own account
+            found = await catalog.describe(actor, url, provider_data or {})
+            url, provider_data, title = found.url, found.provider_data, title or found.title
+            duration = found.duration if duration is None else duration
+            subtitles = tuple(subtitles) or found.subtitles
+        else:
+            self.providers.require(provider).validate(url, provider_data or {})
         item = MediaItem(
             id=auth.new_id(), room_id=view.room.id, sort=0, title=title or title_from_url(url), url=url,
             provider=provider, provider_data=dict(provider_data or {}), headers=dict(headers or {}),
             subtitles=tuple(subtitles), duration=duration, created_by=actor.id, created_at=self.clock(),
         )
         stored = await self.store.add_media(item)
+        self._publish(view.room.id, {"type": "playlist"})
+        return stored
+
+    @deferred
+    async def import_media(
+        self, actor: User, ref: str, *, provider: str, url: str = "", provider_data: Mapping[str, Any] | None = None,
+    ) -> list[MediaItem]:
+        """Add every playable child of a catalog provider's folder, season or series, in its order."""
+        view = await self.access(actor, ref, to="add media", needs=Permission.manage_media)
+        self.providers.require(provider)
+        catalog = self.providers.catalog(provider)
+        if catalog is None:
+            raise BadRequest(f"the {provider!r} provider has no folders to import", field="provider")
+        found = await catalog.children(actor, url, provider_data or {})
+        stored = []
+        for child in found:
+            stored.append(await self.store.add_media(MediaItem(
+                id=auth.new_id(), room_id=view.room.id, sort=0, title=child.title[:MAX_TITLE], url=child.url,
+                provider=provider, provider_data=dict(child.provider_data), subtitles=child.subtitles,
+                duration=child.duration, created_by=actor.id, created_at=self.clock(),
+            )))
         self._publish(view.room.id, {"type": "playlist"})
         return stored
 

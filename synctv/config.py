@@ -83,6 +83,16 @@ class DisplaysConfig:
 
 
 @attrs.frozen
+class ProvidersConfig:
+    """``[providers]`` (docs/providers.md): where the account-secret key is, and Bilibili's API bases."""
+
+    key_file: str | None = None  # default <data>/provider-key
+    bilibili_api: str = "https://api.bilibili.com"
+    bilibili_live_api: str = "https://api.live.bilibili.com"
+    enabled: tuple[str, ...] = ("alist", "emby", "jellyfin", "bilibili")
+
+
+@attrs.frozen
 class Config:
     data: Path
     http: str = "tcp:8080"
@@ -96,10 +106,16 @@ class Config:
     realtime: RealtimeConfig = attrs.field(factory=RealtimeConfig)
     displays: DisplaysConfig = DisplaysConfig()
     auth: ThrottleConfig = attrs.field(factory=ThrottleConfig)
+    providers: ProvidersConfig = ProvidersConfig()
 
     @property
     def database_url(self) -> str:
         return self.db or f"sqlite:///{self.data / 'synctv.db'}"
+
+    @property
+    def provider_key_file(self) -> Path:
+        key_file = self.providers.key_file
+        return Path(key_file).expanduser().absolute() if key_file else self.data / "provider-key"
 
 
 # section -> key -> (type check, description of what is accepted)
@@ -110,6 +126,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "triggers": {"lan_networks": "networks", "udp_ports": "str", "udp_bind": "str"},
     "displays": {"max_video_bytes": "int", "max_image_bytes": "int", "max_uploads_per_user": "int",
                  "max_spool_bytes": "int"},
+    "providers": {"key_file": "str", "bilibili_api": "str", "bilibili_live_api": "str", "enabled": "strs"},
     "live": {
         "segment_s": "num", "playlist_len": "int", "idle_s": "num", "gop_cache_bytes": "int",
         "viewer_buffer_bytes": "int", "hls_store": "str", "hls_max_bytes": "int", "link_ttl_s": "num",
@@ -145,6 +162,10 @@ def _check_type(value: Any, kind: str, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, not {value!r}")
         return float(value)
+    if kind == "strs":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f'{where} must be a list of strings such as ["alist", "emby"]')
+        return tuple(value)
     if kind == "networks":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f'{where} must be a list of CIDR strings such as ["192.168.0.0/16"]')
@@ -289,6 +310,18 @@ def _check_displays(displays: DisplaysConfig) -> None:
                           "max_video_bytes or max_image_bytes) and at most 16 TiB")
 
 
+def _check_providers(providers: ProvidersConfig) -> None:
+    from synctv.core.accounts import KINDS
+
+    for key in ("bilibili_api", "bilibili_live_api"):
+        value = getattr(providers, key)
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ConfigError(f"[providers] {key} {value!r} must be an http:// or https:// base URL")
+    unknown = sorted(set(providers.enabled) - set(KINDS))
+    if unknown:
+        raise ConfigError(f"[providers] enabled: unknown provider {unknown[0]!r}; known: {', '.join(KINDS)}")
+
+
 def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any]) -> Config:
     """Build the Config from the file (if any) and ``options`` (server keys; None = not given).
 
@@ -306,6 +339,7 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
     realtime = RealtimeConfig(**sections.get("realtime", {}))
     displays = DisplaysConfig(**sections.get("displays", {}))
     auth = ThrottleConfig(**sections.get("auth", {}))
+    providers = ProvidersConfig(**sections.get("providers", {}))
     config = Config(
         data=data,
         http=server.get("http", "tcp:8080"),
@@ -319,7 +353,9 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
         realtime=realtime,
         displays=displays,
         auth=auth,
+        providers=providers,
     )
+    _check_providers(providers)
     if proxy.cache not in ("memory", "file"):
         raise ConfigError(f'[proxy] cache must be "memory" or "file", not {proxy.cache!r}')
     if not 4096 <= proxy.slice_size <= 64 << 20:

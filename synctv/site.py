@@ -35,7 +35,7 @@ from twisted.web import http, pages, resource, server, static
 from twisted.web.iweb import IRequest
 
 from synctv.actions import Actions
-from synctv.api import display_routes, live_routes, proxy_routes
+from synctv.api import account_routes, display_routes, live_routes, proxy_routes
 from synctv.api.app import CORE_ROUTES, RouteTable, SynctvAPI
 from synctv.api.errors import JSON_CONTENT_TYPE, encode_json, error_body, status_for, write_error
 from synctv.api.metrics import HttpMetrics
@@ -43,7 +43,8 @@ from synctv.api.metrics import HttpMetrics
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 BODY_LINGER_S = 2.0  # after an early 413, how long the socket stays (write side shut, not read)
 #: Every route a synctv server answers, by subsystem (each module declares its own table).
-ROUTE_TABLES: tuple[RouteTable, ...] = (CORE_ROUTES, live_routes.ROUTES, proxy_routes.ROUTES, display_routes.ROUTES)
+ROUTE_TABLES: tuple[RouteTable, ...] = (CORE_ROUTES, live_routes.ROUTES, proxy_routes.ROUTES, display_routes.ROUTES,
+                                        account_routes.ROUTES)
 KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics", b"trigger", b"trigger_by_name", b"display"})
 KLEIN_PATHS = frozenset({(b"admin", b"idle-image")})  # Klein routes inside a static folder (web/admin/)
 SECRET_PARAMS = (b"token", b"sig", b"signature", b"key", b"password", b"access_token",
@@ -350,13 +351,13 @@ def vendor_resource(web_dir: pathlib.Path) -> resource.Resource:
 def build_site(
     actions: Actions, *, web_dir: pathlib.Path, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     reactor: Any = None, live: Any = None, proxy: Any = None, displays: Any = None,
-    metrics: HttpMetrics | None = None, routes: Sequence[RouteTable] = ROUTE_TABLES,
+    metrics: HttpMetrics | None = None, routes: Sequence[RouteTable] = ROUTE_TABLES, accounts: Any = None,
 ) -> SynctvSite:
     """The Site serving the API (``routes``, with the subsystems they use: ``live`` a LiveHub,
-    ``proxy`` a MediaProxy, ``displays`` a DisplayRuntime; one not given answers 503), the
-    WebSocket endpoint once mounted, and ``web_dir``."""
+    ``proxy`` a MediaProxy, ``displays`` a DisplayRuntime, ``accounts`` the ProviderAccounts; one
+    not given answers 503), the WebSocket endpoint once mounted, and ``web_dir``."""
     api = SynctvAPI(actions, routes=routes, metrics=metrics, reactor=reactor, live=live, proxy=proxy,
-                    displays=displays)
+                    displays=displays, accounts=accounts)
     static_root = StaticFiles(str(web_dir))
     static_root.putChild(b"vendor", vendor_resource(web_dir))
     root = SiteRoot(api.resource(), static_root)

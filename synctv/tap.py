@@ -125,10 +125,12 @@ class SynctvService(OrderedServices):
     cache close, trigger ports are released; then the bus and the store close.
     """
 
-    def __init__(self, config: Config, secret: str) -> None:
+    def __init__(self, config: Config, secret: str, provider_key: bytes | None = None) -> None:
         super().__init__()
         self.config = config
         self.secret = secret
+        self.provider_key = provider_key  # seals provider accounts' secrets (synctv.providers.secrets)
+        self.catalog: Any = None  # synctv.providers.node.Catalog, once serving
         self.http_gate = _ReadyGate()
         self.http_port: IListeningPort | None = None
         self.rtmp_gate = _ReadyGate()
@@ -185,6 +187,7 @@ class SynctvService(OrderedServices):
         from synctv.live.rtmp.protocol import RTMPFactory
         from synctv.passwords import PasswordHasher
         from synctv.providers import default_providers
+        from synctv.providers.node import build_catalog, load_provider_key
         from synctv.providers.upload import UploadProvider
         from synctv.proxy.gateway import open_media_proxy
         from synctv.proxy.links import ProxyLinks
@@ -211,7 +214,9 @@ class SynctvService(OrderedServices):
                               node=node_id(getattr(http, "port", 0)), node_url=node_url,
                               rtmp_port=getattr(rtmp, "port", None))
         base_url = config.public_url.rstrip("/") if config.public_url else ""
-        providers = default_providers(*live_providers(live), UploadProvider(self.store, base_url))
+        self.catalog = catalog = build_catalog(config, store=self.store, clock=clock, reactor=reactor,
+                                               key=self.provider_key or load_provider_key(config))
+        providers = default_providers(*live_providers(live), UploadProvider(self.store, base_url), *catalog.providers)
         proxy_links = ProxyLinks(self.secret, public_url=config.public_url)
         actions = Actions(
             store=self.store, clock=clock, secret=self.secret, bus=self.bus, providers=providers,
@@ -221,7 +226,7 @@ class SynctvService(OrderedServices):
         proxy = await open_media_proxy(config.proxy, data_dir=config.data, links=proxy_links, actions=actions,
                                        reactor=reactor)
         limits = RealtimeLimits(**attrs.asdict(config.realtime))
-        realtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor)
+        realtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor, feeds=(catalog.danmaku,))
         metrics = HttpMetrics(scrape_networks=config.metrics_networks)
         displays = DisplayRuntime(
             actions=actions, secret=self.secret, data_dir=config.data, web_dir=web_dir(), reactor=reactor,
@@ -231,7 +236,7 @@ class SynctvService(OrderedServices):
         _, ws = build_realtime(actions, limits, reactor=reactor, runtime=realtime,
                                display_authenticator=displays.display_authenticator)
         site = build_site(actions, web_dir=web_dir(), reactor=reactor, live=live, proxy=proxy, displays=displays,
-                          metrics=metrics)
+                          metrics=metrics, accounts=catalog.accounts)
         site.mount_ws(ws)
         displays.attach(site)
         self._adopt("displays", displays)
@@ -265,6 +270,8 @@ class SynctvService(OrderedServices):
         if self.rtmp_port is not None:
             await self.rtmp_port.stopListening()
         await super().stopService()  # the subsystems, in reverse order
+        if self.catalog is not None:
+            await self.catalog.http.close()
         if hasattr(self.bus, "stop"):
             await self.bus.stop()
         if self.store is not None:
@@ -278,6 +285,8 @@ class SynctvService(OrderedServices):
 def makeService(options: Options) -> service.IService:
     from synctv.bootstrap import bootstrap
     from synctv.core.clock import ServerClock
+    from synctv.providers.node import load_provider_key
+    from synctv.providers.secrets import KeyFileError
     from synctv.store import parse_database_url
     from synctv.store.migrate import MigrationError, migrate
 
@@ -290,4 +299,8 @@ def makeService(options: Options) -> service.IService:
         _fail(str(e))
     except Exception as e:  # a database error during bootstrap
         _fail(f"cannot prepare the database {url.redacted()}: {e}")
-    return SynctvService(config, boot.secret)
+    try:
+        provider_key = load_provider_key(config)
+    except (KeyFileError, OSError) as e:
+        _fail(str(e))
+    return SynctvService(config, boot.secret, provider_key)

@@ -162,7 +162,7 @@ def _subtitles(items: list[dict[str, Any]]) -> list[Subtitle]:
 class SynctvAPI:
     """The HTTP API of one server: its own Klein app serving ``routes`` (``RouteTable``s) with
     the subsystems they use; ``resource()`` is what the Site mounts for /api, /healthz and
-    /metrics. A subsystem that is not given (``live``, ``proxy``, ``displays``) makes its routes
+    /metrics. A subsystem that is not given (``live``, ``proxy``, ``displays``, ``accounts``) makes its routes
     answer 503 after the usual 401/403/404 checks."""
 
     log = Logger()
@@ -170,6 +170,7 @@ class SynctvAPI:
     def __init__(
         self, actions: Actions, *, routes: Sequence[RouteTable] = (CORE_ROUTES,), metrics: HttpMetrics | None = None,
         reactor: IReactorTime | None = None, live: Any = None, proxy: Any = None, displays: Any = None,
+        accounts: Any = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -179,6 +180,7 @@ class SynctvAPI:
         self.live = live  # synctv.live.service.LiveHub (synctv.api.live_routes)
         self.proxy = proxy  # synctv.proxy.gateway.MediaProxy (synctv.api.proxy_routes)
         self.displays = displays  # synctv.displays.runtime.DisplayRuntime (synctv.api.display_routes)
+        self.accounts = accounts  # synctv.providers.accounts.ProviderAccounts (synctv.api.account_routes)
         self.metrics = metrics if metrics is not None else HttpMetrics()
         self.reactor = reactor
         self.routes = tuple(routes)

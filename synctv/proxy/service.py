@@ -70,6 +70,9 @@ class Upstream:
     url: str
     headers: Mapping[str, str] = attrs.field(factory=dict)
     playlist: bool = False
+    hidden_params: frozenset[str] = frozenset()  # PlaybackInfo.hidden_params: removed from playlist URIs
+    document: str | None = attrs.field(default=None, repr=False)  # a provider-made manifest (DASH MPD)
+    as_webvtt: bool = False  # an SRT subtitle, served converted to WebVTT
 
     @property
     def resource(self) -> str:

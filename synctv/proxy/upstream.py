@@ -33,6 +33,7 @@ as ``CancelledError``.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -43,7 +44,14 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool, PotentialDataLoss, RedirectAgent, ResponseDone
+from twisted.web.client import (
+    Agent,
+    FileBodyProducer,
+    HTTPConnectionPool,
+    PotentialDataLoss,
+    RedirectAgent,
+    ResponseDone,
+)
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
@@ -322,16 +330,20 @@ class UpstreamClient:
         """Upstream requests holding a slot now."""
         return self.max_connections - self._slots.tokens
 
-    def open(self, method: str, url: str, headers: Mapping[str, str]) -> defer.Deferred[UpstreamResponse]:
-        """Send one request; fires with the answer once its headers arrived, whatever its status."""
-        return defer.Deferred.fromCoroutine(self._open(method, url, headers))
+    def open(self, method: str, url: str, headers: Mapping[str, str],
+             body: bytes | None = None) -> defer.Deferred[UpstreamResponse]:
+        """Send one request (with ``body``, for the providers' API calls); fires with the answer
+        once its headers arrived, whatever its status."""
+        return defer.Deferred.fromCoroutine(self._open(method, url, headers, body))
 
-    async def _open(self, method: str, url: str, headers: Mapping[str, str]) -> UpstreamResponse:
+    async def _open(self, method: str, url: str, headers: Mapping[str, str],
+                    body: bytes | None = None) -> UpstreamResponse:
         await self._slots.acquire()
         try:
             self.requests += 1
+            producer = None if body is None else FileBodyProducer(io.BytesIO(body))
             d = self._agent.request(method.encode("ascii"), request_uri(url),
-                                    Headers({name: [value] for name, value in headers.items()}))
+                                    Headers({name: [value] for name, value in headers.items()}), producer)
             expired: list[bool] = []
 
             def expire() -> None:

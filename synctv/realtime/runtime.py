@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import collections
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -29,7 +29,7 @@ from synctv.core.clock import Clock
 from synctv.core.errors import RateLimited, Unavailable
 from synctv.core.realtime import RealtimeLimits
 from synctv.realtime.auth import Principal
-from synctv.realtime.room import Prepare, RoomSession
+from synctv.realtime.room import FeedFactory, Prepare, RoomSession
 from synctv.realtime.session import CLOSE_GOING_AWAY, ConnectionSession, Sink
 
 
@@ -63,6 +63,7 @@ class ConnectionRuntime(Service):
     def __init__(
         self, *, actions: Actions, limits: RealtimeLimits, scheduler: IReactorTime, bus: Bus | None = None,
         clock: Clock | None = None, node_id: str | None = None, prepare: Prepare | None = None,
+        feeds: Sequence[FeedFactory] = (),
     ) -> None:
         self.actions = actions
         self.limits = limits
@@ -71,6 +72,7 @@ class ConnectionRuntime(Service):
         self.clock = clock if clock is not None else actions.clock
         self.node_id = node_id or new_node_id()
         self.prepare: Prepare = prepare if prepare is not None else (lambda payload: payload)
+        self.feeds = tuple(feeds)  # each room session's feeds (synctv.providers.danmaku)
         self.rooms: dict[str, RoomSession] = {}
         self.slots: dict[str, Slot] = {}
         self.sessions: dict[str, ConnectionSession] = {}
@@ -105,6 +107,7 @@ class ConnectionRuntime(Service):
             room = RoomSession(
                 room_id=slot.room_id, node_id=self.node_id, actions=self.actions, bus=self.bus,
                 clock=self.clock, limits=self.limits, prepare=self._prepare, call_later=self._call_later,
+                feeds=self.feeds,
             )
             self.rooms[slot.room_id] = room
             room.start()
