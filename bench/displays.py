@@ -40,6 +40,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -154,10 +155,18 @@ def make_video(path: Path, seconds: float, size: str = "640x360", fps: int = FPS
     return path
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_udp_port(low: int = 5000, high: int = 5999) -> int:
+    """A UDP port nobody holds, inside [triggers] udp_ports' default range (events may use no other)."""
+    start = random.randrange(low, high + 1)
+    for offset in range(high - low + 1):
+        port = low + (start - low + offset) % (high - low + 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free UDP port in {low}-{high}")
 
 
 def send_udp(port: int, payload: str = PAYLOAD, host: str = "127.0.0.1") -> None:

@@ -22,6 +22,10 @@ membership (site admins are members of every room) and the permission the use ne
 Password guesses (login, room passwords) are throttled by ``synctv.core.throttle`` before any
 hashing, and hashing runs on ``synctv.passwords.PasswordHasher``'s own bounded pool.
 
+Catalog providers (Alist, Emby, Jellyfin, Bilibili: ``ProviderRegistry.catalog``) say themselves
+what an item is -- title, duration, where it plays -- with the adding member's own account;
+``import_media`` adds every playable child of a folder, season or series.
+
 Media secrets: header values of an item (cookies, tokens for the upstream) are shown only to
 members with ``manage_media`` (``MediaView``), and a ``direct`` PlaybackInfo that carries header
 values goes only to such members whose client declared ``headers=1``; everyone else plays
@@ -225,28 +229,43 @@ class Actions:
                              field=field or "room")
         return room
 
-    async def _view(self, actor: User, ref: str) -> RoomView:
-        room = await self.find_room(ref)
+    async def _view(self, actor: User, ref: str, field: str | None = None) -> RoomView:
+        room = await self.find_room(ref, field=field)
         member = await self.store.get_member(room.id, actor.id)
         return RoomView(room, _named(member, actor), actor)
 
     async def access(
         self, actor: User, ref: str, *, to: str, needs: Permission | None = None, kind: str | None = None,
+        field: str | None = None,
     ) -> RoomView:
         """The room ``ref`` as ``actor`` may use it ``to`` do something (the words of a refusal).
 
-        NotFound for an unknown room (before anything else); Forbidden unless ``actor`` is a
+        NotFound for an unknown room (before anything else; ``field`` names the body field that
+        gave ``ref``); BadRequest when it is not of ``kind``; Forbidden unless ``actor`` is a
         member or a site admin, and, with ``needs``, holds that permission (site admins hold all).
         """
-        view = await self._view(actor, ref)
+        view = await self._view(actor, ref, field)
         if kind is not None and view.room.kind != kind:
-            await self.find_room(view.room.id, kind=kind)  # raises the explanation
+            await self.find_room(view.room.id, kind=kind, field=field)  # raises the explanation
         member_permissions = view.member.permissions if view.member else None
         if needs is not None:
             permissions.require(actor.role, member_permissions, needs, to)
-        elif view.member is None and not permissions.is_site_admin(actor.role):
+        elif not permissions.may_enter(actor.role, member_permissions):
             raise Forbidden(f"join the room first to {to}")
         return view
+
+    async def member_of(self, room_id: str, user: User) -> Member | None:
+        """``user``'s membership of the room as stored now (the realtime layer re-reads it when
+        a ``member`` bus message did not carry it; ``permissions.may_enter`` decides)."""
+        return _named(await self.store.get_member(room_id, user.id), user)
+
+    async def may(self, actor: User, room_id: str, needs: Permission) -> bool:
+        """Whether ``actor`` holds ``needs`` in the room (``access`` without the refusal)."""
+        try:
+            await self.access(actor, room_id, to="", needs=needs)
+        except (Forbidden, NotFound):
+            return False
+        return True
 
     async def access_media(
         self, actor: User, ref: str, media_id: str, *, to: str, needs: Permission | None = None,
@@ -447,9 +466,9 @@ class Actions:
         for room in await self.store.list_rooms():
             if room.kind != "watch":
                 continue
-            member = await self.store.get_member(room.id, actor.id)
+            member = await self.member_of(room.id, actor)
             if member is not None:
-                mine.append((room, _named(member, actor)))
+                mine.append((room, member))
             elif admin or not room.has_password:
                 public.append((room, None))
         found = []
@@ -592,13 +611,41 @@ class Actions:
         subtitles: Sequence[Subtitle] = (), duration: float | None = None,
     ) -> MediaItem:
         view = await self.access(actor, ref, to="add media", needs=Permission.manage_media)
-        self.providers.require(provider).validate(url, provider_data or {})
+        catalog = self.providers.catalog(provider)
+        if catalog is not None:  # the provider says what the item is, with the actor's own account
+            found = await catalog.describe(actor, url, provider_data or {})
+            url, provider_data, title = found.url, found.provider_data, title or found.title
+            duration = found.duration if duration is None else duration
+            subtitles = tuple(subtitles) or found.subtitles
+        else:
+            self.providers.require(provider).validate(url, provider_data or {})
         item = MediaItem(
             id=auth.new_id(), room_id=view.room.id, sort=0, title=title or title_from_url(url), url=url,
             provider=provider, provider_data=dict(provider_data or {}), headers=dict(headers or {}),
             subtitles=tuple(subtitles), duration=duration, created_by=actor.id, created_at=self.clock(),
         )
         stored = await self.store.add_media(item)
+        self._publish(view.room.id, {"type": "playlist"})
+        return stored
+
+    @deferred
+    async def import_media(
+        self, actor: User, ref: str, *, provider: str, url: str = "", provider_data: Mapping[str, Any] | None = None,
+    ) -> list[MediaItem]:
+        """Add every playable child of a catalog provider's folder, season or series, in its order."""
+        view = await self.access(actor, ref, to="add media", needs=Permission.manage_media)
+        self.providers.require(provider)
+        catalog = self.providers.catalog(provider)
+        if catalog is None:
+            raise BadRequest(f"the {provider!r} provider has no folders to import", field="provider")
+        found = await catalog.children(actor, url, provider_data or {})
+        stored = []
+        for child in found:
+            stored.append(await self.store.add_media(MediaItem(
+                id=auth.new_id(), room_id=view.room.id, sort=0, title=child.title[:MAX_TITLE], url=child.url,
+                provider=provider, provider_data=dict(child.provider_data), subtitles=child.subtitles,
+                duration=child.duration, created_by=actor.id, created_at=self.clock(),
+            )))
         self._publish(view.room.id, {"type": "playlist"})
         return stored
 

@@ -53,6 +53,7 @@ from twisted.python.failure import Failure
 from txpostgres.txpostgres import Connection
 
 from synctv.bus import InProcessBus, Message, Subscriber
+from synctv.compat.txpostgres import connection_open, psycopg_connection
 
 PG_CHANNEL = "synctv"
 SPILL_ABOVE_BYTES = 7000
@@ -103,7 +104,7 @@ class _PGConnection(Connection):
         self.lost = False
 
     def checkForNotifies(self) -> None:
-        notifies = self._connection.notifies
+        notifies = psycopg_connection(self).notifies
         if notifies:
             batch = notifies[:]
             del notifies[:]
@@ -127,11 +128,11 @@ class _PGConnection(Connection):
             self._on_lost(self)
 
     def is_closed(self) -> bool:
-        return self._connection is None or bool(self._connection.closed)
+        return not connection_open(self)
 
     def shut(self) -> None:
         self.closing = True
-        if self._connection is not None:
+        if psycopg_connection(self) is not None:
             self.close()
 
 
@@ -308,7 +309,7 @@ class PostgresBus:
 
         def failed(f: Failure) -> Failure:
             conn.closing = True
-            if conn._connection is not None and not conn._connection.closed:
+            if connection_open(conn):
                 conn.close()
             return f
 
@@ -322,7 +323,7 @@ class PostgresBus:
             self._listener = None
         else:
             self._publisher = None
-        if not conn.closing and conn._connection is not None and not conn._connection.closed:
+        if not conn.closing and connection_open(conn):
             conn.closing = True
             conn.close()
         if self._running:

@@ -18,8 +18,14 @@ import attrs
 
 from synctv.core.realtime import RealtimeConfig
 from synctv.core.throttle import ThrottleConfig
+from synctv.core.triggers import DEFAULT_PORT_RANGES, PRIVATE_NETWORKS, PortRanges
+from synctv.live.rtmp import limits as rtmp
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+#: ``[server] metrics_networks``: sources that may scrape /metrics without a token (loopback).
+DEFAULT_METRICS_NETWORKS: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 class ConfigError(Exception):
@@ -36,7 +42,11 @@ class ProxyConfig:
 
 @attrs.frozen
 class TriggerConfig:
-    lan_networks: tuple[Network, ...] = ()
+    """``[triggers]`` (docs/displays.md): who may force, which UDP ports events may bind, and where."""
+
+    lan_networks: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in PRIVATE_NETWORKS)
+    udp_ports: PortRanges = DEFAULT_PORT_RANGES
+    udp_bind: str = "0.0.0.0"
 
 
 @attrs.frozen
@@ -54,14 +64,32 @@ class LiveConfig:
     pull_idle_s: float = 10.0
     rtmp_public_url: str | None = None
     flush_ms: int = 40  # FLV fan-out: publisher reads coalesce for up to this long (0: write each read)
+    # The RTMP door (synctv/live/rtmp/limits.py): bytes one connection may make us hold, connections
+    # at once, and the time a connection has to finish the handshake and an authorized publish.
+    max_buffer_bytes: int = rtmp.MAX_BUFFER_BYTES
+    max_connections: int = rtmp.MAX_CONNECTIONS
+    max_connections_per_address: int = rtmp.MAX_CONNECTIONS_PER_ADDRESS
+    publish_timeout_s: float = rtmp.PUBLISH_TIMEOUT_S
 
 
 @attrs.frozen
 class DisplaysConfig:
-    """``[displays]`` (docs/displays.md): upload size limits."""
+    """``[displays]`` (docs/displays.md): upload limits."""
 
     max_video_bytes: int = 4 << 30
     max_image_bytes: int = 32 << 20
+    max_uploads_per_user: int = 2  # uploads of one user receiving at once
+    max_spool_bytes: int = 8 << 30  # bytes of all uploads on their way in (<data>/videos/.incoming)
+
+
+@attrs.frozen
+class ProvidersConfig:
+    """``[providers]`` (docs/providers.md): where the account-secret key is, and Bilibili's API bases."""
+
+    key_file: str | None = None  # default <data>/provider-key
+    bilibili_api: str = "https://api.bilibili.com"
+    bilibili_live_api: str = "https://api.live.bilibili.com"
+    enabled: tuple[str, ...] = ("alist", "emby", "jellyfin", "bilibili")
 
 
 @attrs.frozen
@@ -113,6 +141,7 @@ class Config:
     rtmp: str = "tcp:1935"
     db: str = ""  # a database URL; empty means sqlite:///<data>/synctv.db
     public_url: str | None = None
+    metrics_networks: tuple[Network, ...] = DEFAULT_METRICS_NETWORKS
     proxy: ProxyConfig = ProxyConfig()
     triggers: TriggerConfig = TriggerConfig()
     live: LiveConfig = LiveConfig()
@@ -120,22 +149,32 @@ class Config:
     displays: DisplaysConfig = DisplaysConfig()
     auth: ThrottleConfig = attrs.field(factory=ThrottleConfig)
     webrtc: WebRTCConfig = WebRTCConfig()
+    providers: ProvidersConfig = ProvidersConfig()
 
     @property
     def database_url(self) -> str:
         return self.db or f"sqlite:///{self.data / 'synctv.db'}"
 
+    @property
+    def provider_key_file(self) -> Path:
+        key_file = self.providers.key_file
+        return Path(key_file).expanduser().absolute() if key_file else self.data / "provider-key"
+
 
 # section -> key -> (type check, description of what is accepted)
 _SCHEMA: dict[str, dict[str, str]] = {
-    "server": {"data": "str", "http": "str", "rtmp": "str", "db": "str", "public_url": "str"},
+    "server": {"data": "str", "http": "str", "rtmp": "str", "db": "str", "public_url": "str",
+               "metrics_networks": "networks"},
     "proxy": {"slice_size": "int", "cache": "str", "cache_bytes": "int", "allow_networks": "networks"},
-    "triggers": {"lan_networks": "networks"},
-    "displays": {"max_video_bytes": "int", "max_image_bytes": "int"},
+    "triggers": {"lan_networks": "networks", "udp_ports": "str", "udp_bind": "str"},
+    "displays": {"max_video_bytes": "int", "max_image_bytes": "int", "max_uploads_per_user": "int",
+                 "max_spool_bytes": "int"},
+    "providers": {"key_file": "str", "bilibili_api": "str", "bilibili_live_api": "str", "enabled": "strs"},
     "live": {
         "segment_s": "num", "playlist_len": "int", "idle_s": "num", "gop_cache_bytes": "int",
         "viewer_buffer_bytes": "int", "hls_store": "str", "hls_max_bytes": "int", "link_ttl_s": "num",
-        "pull_idle_s": "num", "rtmp_public_url": "str", "flush_ms": "int",
+        "pull_idle_s": "num", "rtmp_public_url": "str", "flush_ms": "int", "max_buffer_bytes": "int",
+        "max_connections": "int", "max_connections_per_address": "int", "publish_timeout_s": "num",
     },
     "auth": {
         "max_failures": "int", "max_failures_per_address": "int", "failure_window_s": "num",
@@ -167,6 +206,10 @@ def _check_type(value: Any, kind: str, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, not {value!r}")
         return float(value)
+    if kind == "strs":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f'{where} must be a list of strings such as ["alist", "emby"]')
+        return tuple(value)
     if kind == "networks":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f'{where} must be a list of CIDR strings such as ["192.168.0.0/16"]')
@@ -273,8 +316,56 @@ def _check_live(live: LiveConfig) -> None:
         raise ConfigError("[live] flush_ms must be between 0 and 500")
     if not 1 <= live.pull_idle_s <= 3600:
         raise ConfigError("[live] pull_idle_s must be between 1 and 3600 seconds")
+    if not 1 << 20 <= live.max_buffer_bytes <= 1 << 30:
+        raise ConfigError("[live] max_buffer_bytes must be between 1048576 (1 MiB) and 1073741824 (1 GiB)")
+    if not 1 <= live.max_connections <= 100_000:
+        raise ConfigError("[live] max_connections must be between 1 and 100000")
+    if not 1 <= live.max_connections_per_address <= 100_000:
+        raise ConfigError("[live] max_connections_per_address must be between 1 and 100000")
+    if not 1 <= live.publish_timeout_s <= 300:
+        raise ConfigError("[live] publish_timeout_s must be between 1 and 300 seconds")
     if live.rtmp_public_url is not None and not live.rtmp_public_url.startswith(("rtmp://", "rtmps://")):
         raise ConfigError(f"[live] rtmp_public_url {live.rtmp_public_url!r} must start with rtmp:// or rtmps://")
+
+
+def _triggers(values: Mapping[str, Any]) -> TriggerConfig:
+    values = dict(values)
+    if "udp_ports" in values:
+        try:
+            values["udp_ports"] = PortRanges.parse(values["udp_ports"])
+        except ValueError as e:
+            raise ConfigError(f'[triggers] udp_ports: {e}; write ports and ranges such as "5000-5999,7000" '
+                              '("" allows none)') from None
+    if "udp_bind" in values:
+        try:
+            values["udp_bind"] = str(ipaddress.ip_address(values["udp_bind"].strip()))
+        except ValueError:
+            raise ConfigError(f"[triggers] udp_bind {values['udp_bind'][:60]!r} is not an IP address such as "
+                              '"0.0.0.0", "127.0.0.1" or "::"') from None
+    return TriggerConfig(**values)
+
+
+def _check_displays(displays: DisplaysConfig) -> None:
+    if not 1 <= displays.max_video_bytes <= 1 << 40 or not 1 <= displays.max_image_bytes <= 1 << 30:
+        raise ConfigError("[displays] max_video_bytes must be 1 byte to 1 TiB, max_image_bytes 1 byte to 1 GiB")
+    if not 1 <= displays.max_uploads_per_user <= 100:
+        raise ConfigError("[displays] max_uploads_per_user must be between 1 and 100")
+    largest = max(displays.max_video_bytes, displays.max_image_bytes)
+    if not largest <= displays.max_spool_bytes <= 1 << 44:
+        raise ConfigError(f"[displays] max_spool_bytes must be at least the largest upload allowed ({largest}, "
+                          "max_video_bytes or max_image_bytes) and at most 16 TiB")
+
+
+def _check_providers(providers: ProvidersConfig) -> None:
+    from synctv.core.accounts import KINDS
+
+    for key in ("bilibili_api", "bilibili_live_api"):
+        value = getattr(providers, key)
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ConfigError(f"[providers] {key} {value!r} must be an http:// or https:// base URL")
+    unknown = sorted(set(providers.enabled) - set(KINDS))
+    if unknown:
+        raise ConfigError(f"[providers] enabled: unknown provider {unknown[0]!r}; known: {', '.join(KINDS)}")
 
 
 def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any]) -> Config:
@@ -294,20 +385,24 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
     realtime = RealtimeConfig(**sections.get("realtime", {}))
     displays = DisplaysConfig(**sections.get("displays", {}))
     auth = ThrottleConfig(**sections.get("auth", {}))
+    providers = ProvidersConfig(**sections.get("providers", {}))
     config = Config(
         data=data,
         http=server.get("http", "tcp:8080"),
         rtmp=server.get("rtmp", "tcp:1935"),
         db=server.get("db", ""),
         public_url=server.get("public_url"),
+        metrics_networks=server.get("metrics_networks", DEFAULT_METRICS_NETWORKS),
         proxy=proxy,
-        triggers=TriggerConfig(**sections.get("triggers", {})),
+        triggers=_triggers(sections.get("triggers", {})),
         live=live,
         realtime=realtime,
         displays=displays,
         auth=auth,
         webrtc=WebRTCConfig(**sections.get("webrtc", {})),
+        providers=providers,
     )
+    _check_providers(providers)
     if proxy.cache not in ("memory", "file"):
         raise ConfigError(f'[proxy] cache must be "memory" or "file", not {proxy.cache!r}')
     if not 4096 <= proxy.slice_size <= 64 << 20:
@@ -323,8 +418,7 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
     _check_live(live)
     _check_realtime(realtime)
     _check_auth(auth)
-    if not 1 <= displays.max_video_bytes <= 1 << 40 or not 1 <= displays.max_image_bytes <= 1 << 30:
-        raise ConfigError("[displays] max_video_bytes must be 1 byte to 1 TiB, max_image_bytes 1 byte to 1 GiB")
+    _check_displays(displays)
     if config.public_url is not None and not config.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url {config.public_url!r} must start with http:// or https://")
     _check_endpoint(config.http, "http endpoint")

@@ -10,8 +10,10 @@ Dispatch by the first path segment (``SiteRoot``):
   Klein answers a JSON 404;
 - anything else -> static files from ``web_dir`` (``index.html`` for directories, no listings).
 
-Request bodies are capped (``max_body_bytes``) without buffering: an oversized body is read and
-dropped, then answered with 413 and the connection is closed. The Site counts requests in flight
+Request bodies are capped (``max_body_bytes``, 1 MiB) without buffering and without reading past
+the cap: a ``Content-Length`` over it is answered 413 as soon as the headers are in, a chunked
+body the moment it passes it; the rest is never read, and the connection is closed
+(``SynctvRequest.refuse_body_now``). The Site counts requests in flight
 so shutdown can wait for them (``wait_idle``), feeds the HTTP metrics, and logs access lines with
 secret query parameters cut short.
 """
@@ -27,22 +29,23 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, pages, resource, server, static
 from twisted.web.iweb import IRequest
 
 from synctv.actions import Actions
-from synctv.api import display_routes, live_routes, page_routes, proxy_routes
+from synctv.api import account_routes, display_routes, live_routes, page_routes, proxy_routes
 from synctv.api.app import CORE_ROUTES, RouteTable, SynctvAPI
-from synctv.api.errors import write_error
+from synctv.api.errors import JSON_CONTENT_TYPE, encode_json, error_body, status_for, write_error
 from synctv.api.metrics import HttpMetrics
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+BODY_LINGER_S = 2.0  # after an early 413, how long the socket stays (write side shut, not read)
 #: Every route a synctv server answers, by subsystem (each module declares its own table).
 ROUTE_TABLES: tuple[RouteTable, ...] = (CORE_ROUTES, live_routes.ROUTES, proxy_routes.ROUTES, display_routes.ROUTES,
-                                        page_routes.ROUTES)
+                                        account_routes.ROUTES, page_routes.ROUTES)
 KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics", b"trigger", b"trigger_by_name", b"display", b"room"})
 KLEIN_PATHS = frozenset({(b"admin", b"idle-image")})  # Klein routes inside a static folder (web/admin/)
 SECRET_PARAMS = (b"token", b"sig", b"signature", b"key", b"password", b"access_token",
@@ -71,13 +74,19 @@ def access_log_formatter(timestamp: str, request: IRequest) -> str:
 
 
 class StaticFiles(static.File):
-    """web/ files: ``index.html`` for a directory, and no directory listings."""
+    """web/ files: ``index.html`` for a directory, no directory listings, and types for what
+    the pages load that the system's mime table may lack (source maps, modules)."""
 
+    contentTypes = {**static.File.contentTypes, ".map": "application/json", ".mjs": "text/javascript",
+                    ".js": "text/javascript", ".webmanifest": "application/manifest+json"}
     childNotFound = pages.notFound("No Such Resource", "File not found.")
     forbidden = pages.forbidden("Forbidden", "Access denied.")
 
     def directoryListing(self) -> resource.Resource:
         return self.childNotFound
+
+
+_request_log = Logger()
 
 
 class _JSONError(resource.Resource):
@@ -126,11 +135,21 @@ class SiteRoot(resource.Resource):
 
 
 class SynctvRequest(server.Request):
-    """A request that refuses oversized bodies without buffering them and reports its end."""
+    """A request that refuses an oversized body before reading it, and reports its end.
+
+    Past ``max_body_bytes`` (announced by ``Content-Length``, or reached by a chunked body) the
+    request is answered at once by :meth:`refuse_body_now` and the rest of the body is never
+    read; see the module docstring. ``synctv.api.uploads.UploadRequest`` takes the bodies of the
+    upload routes over before the first byte is read and judges them itself; any subclass may
+    call :meth:`refuse_body_now`, and one that only sets ``body_too_large`` while it keeps
+    reading gets the 413 from ``process`` once the body ended.
+    """
 
     body_too_large = False
     body_bytes = 0
     started: float | None = None
+    answered_early = False  # the 413 went out from gotLength/handleContentChunk
+    _linger: IDelayedCall | None = None
 
     def _limit(self) -> int:
         site = getattr(self.channel, "site", None)
@@ -138,20 +157,55 @@ class SynctvRequest(server.Request):
 
     def gotLength(self, length: int | None) -> None:
         self.body_bytes = 0
-        self.body_too_large = length is not None and length > self._limit()
         self.content = io.BytesIO()
+        if length is not None and length > self._limit():
+            self.refuse_body_now()
 
     def handleContentChunk(self, data: bytes) -> None:
         self.body_bytes += len(data)
         if self.body_too_large:
             return
         if self.body_bytes > self._limit():
-            self.body_too_large = True
-            self.content = io.BytesIO()  # drop what was kept
+            self.refuse_body_now()
             return
         self.content.write(data)
 
+    def refuse_body_now(self) -> None:
+        """Answer 413 now, read nothing more of this connection, and close it.
+
+        The answer is written straight to the transport (the request line is not even handed to
+        the Request yet), reading stops (TCP back-pressure holds the client), and the write side
+        is shut once the answer is out, so the client reads the 413 and an end of stream. The
+        socket is dropped ``BODY_LINGER_S`` later: closing it at once, with unread bytes queued,
+        would reset the connection and could destroy the answer before the client read it. An
+        ``Expect: 100-continue`` is forgotten, so no "100 Continue" follows the 413.
+        """
+        self.body_too_large = True
+        self.content = io.BytesIO()  # drop what was kept
+        channel, transport = self.channel, getattr(self.channel, "transport", None)
+        if self.answered_early or not isinstance(channel, http.HTTPChannel) or transport is None:
+            return  # not HTTP/1.x: process() answers once the body has ended
+        self.answered_early = True
+        self.requestHeaders.removeHeader(b"expect")
+        channel.persistent = False
+        transport.pauseProducing()
+        limit = self._limit()
+        transport.write(_payload_too_large(limit))
+        if ISSLTransport.providedBy(transport):
+            transport.loseConnection()  # TLS: close_notify, then close
+        else:
+            transport.loseWriteConnection()
+        self._linger = channel.callLater(BODY_LINGER_S, transport.abortConnection)
+        peer = getattr(transport.getPeer(), "host", "?")
+        _request_log.info("refused a request body over {limit} bytes from {peer} before reading it",
+                          limit=limit, peer=peer)
+        site = getattr(channel, "site", None)
+        if isinstance(site, SynctvSite):
+            site.metrics.observe("other", "too_large", 413, 0.0)  # the method is not parsed yet
+
     def process(self) -> None:
+        if self.answered_early:
+            return  # the body ended within the read that passed the limit; the 413 is out
         site = self.channel.site
         self.started = time.monotonic()
         if isinstance(site, SynctvSite):
@@ -170,6 +224,26 @@ class SynctvRequest(server.Request):
         self.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
         self.write(body)
         self.finish()
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        super().connectionLost(reason)
+
+
+def _payload_too_large(limit: int) -> bytes:
+    """The whole 413 answer of :meth:`SynctvRequest.refuse_body_now`, as bytes on the wire."""
+    status = status_for("payload_too_large")
+    body = encode_json(error_body("payload_too_large", f"the request body is over the limit of {limit} bytes"))
+    head = [
+        b"HTTP/1.1 %d %s" % (status, http.RESPONSES[status]),
+        b"Date: " + http.datetimeToString(),
+        b"Content-Type: " + JSON_CONTENT_TYPE,
+        b"Content-Length: %d" % len(body),
+        b"Cache-Control: no-store",
+        b"Connection: close",
+    ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
 class SiteService(Service):
@@ -260,29 +334,33 @@ class SynctvSite(server.Site):
         return waiter
 
 
-VENDOR_PACKAGES = ("hls.js", "mpegts.js")  # web/node_modules/<name>/dist served as /vendor/<name>/
+VENDOR_PACKAGES = ("hls.js", "mpegts.js")  # served as /vendor/<name>/ (files: build_web.PLAYERS)
 
 
 def vendor_resource(web_dir: pathlib.Path) -> resource.Resource:
-    """``/vendor/hls.js/...`` and ``/vendor/mpegts.js/...``: the players' dist folders from npm."""
+    """``/vendor/hls.js/...`` and ``/vendor/mpegts.js/...``: each player's ``dist`` folder from
+    ``npm ci`` (``web_dir/node_modules/<name>/dist``, in a checkout) when there, else the files
+    the build put in ``web_dir/vendor/<name>`` (an installed wheel, or an editable install without
+    npm). See build_web.py."""
     vendor = resource.Resource()
     for name in VENDOR_PACKAGES:
-        vendor.putChild(name.encode("ascii"), StaticFiles(str(web_dir / "node_modules" / name / "dist")))
+        npm = web_dir / "node_modules" / name / "dist"
+        vendor.putChild(name.encode("ascii"), StaticFiles(str(npm if npm.is_dir() else web_dir / "vendor" / name)))
     return vendor
 
 
 def build_site(
     actions: Actions, *, web_dir: pathlib.Path, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     reactor: Any = None, live: Any = None, proxy: Any = None, displays: Any = None,
-    metrics: HttpMetrics | None = None, routes: Sequence[RouteTable] = ROUTE_TABLES,
+    metrics: HttpMetrics | None = None, routes: Sequence[RouteTable] = ROUTE_TABLES, accounts: Any = None,
     online: page_routes.Online = page_routes.nobody_online,
 ) -> SynctvSite:
     """The Site serving the API (``routes``, with the subsystems they use: ``live`` a LiveHub,
-    ``proxy`` a MediaProxy, ``displays`` a DisplayRuntime; one not given answers 503), the
-    WebSocket endpoint once mounted, and ``web_dir`` (with the room page; ``online`` says who is
-    in a room for the home page: ``ConnectionRuntime.online``)."""
+    ``proxy`` a MediaProxy, ``displays`` a DisplayRuntime, ``accounts`` the ProviderAccounts; one
+    not given answers 503), the WebSocket endpoint once mounted, and ``web_dir`` (with the room
+    page; ``online`` says who is in a room for the home page: ``ConnectionRuntime.online``)."""
     api = SynctvAPI(actions, routes=routes, metrics=metrics, reactor=reactor, live=live, proxy=proxy,
-                    displays=displays, pages=page_routes.RoomPages(web_dir, online))
+                    displays=displays, accounts=accounts, pages=page_routes.RoomPages(web_dir, online))
     static_root = StaticFiles(str(web_dir))
     static_root.putChild(b"vendor", vendor_resource(web_dir))
     root = SiteRoot(api.resource(), static_root)

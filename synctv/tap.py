@@ -30,12 +30,11 @@ DRAIN_S = 5.0
 
 
 def web_dir() -> Path:
-    """The browser files: ``web/`` beside the package in a checkout or editable install,
-    ``<prefix>/share/synctv/web`` in a normal install."""
-    beside = Path(__file__).resolve().parent.parent / "web"
-    if beside.is_dir():
-        return beside
-    return Path(sys.prefix) / "share" / "synctv" / "web"
+    """The browser files: ``synctv/web`` (package data) in an installed wheel, else ``web/`` of
+    the checkout the package runs from (a checkout or an editable install; see build_web.py)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "web"
+    return installed if installed.is_dir() else package.parent / "web"
 
 
 def _fail(message: str) -> None:
@@ -126,10 +125,12 @@ class SynctvService(OrderedServices):
     cache close, trigger ports are released; then the bus and the store close.
     """
 
-    def __init__(self, config: Config, secret: str) -> None:
+    def __init__(self, config: Config, secret: str, provider_key: bytes | None = None) -> None:
         super().__init__()
         self.config = config
         self.secret = secret
+        self.provider_key = provider_key  # seals provider accounts' secrets (synctv.providers.secrets)
+        self.catalog: Any = None  # synctv.providers.node.Catalog, once serving
         self.http_gate = _ReadyGate()
         self.http_port: IListeningPort | None = None
         self.rtmp_gate = _ReadyGate()
@@ -186,6 +187,7 @@ class SynctvService(OrderedServices):
         from synctv.live.rtmp.protocol import RTMPFactory
         from synctv.passwords import PasswordHasher
         from synctv.providers import default_providers
+        from synctv.providers.node import build_catalog, load_provider_key
         from synctv.providers.upload import UploadProvider
         from synctv.proxy.gateway import open_media_proxy
         from synctv.proxy.links import ProxyLinks
@@ -212,7 +214,9 @@ class SynctvService(OrderedServices):
                               node=node_id(getattr(http, "port", 0)), node_url=node_url,
                               rtmp_port=getattr(rtmp, "port", None))
         base_url = config.public_url.rstrip("/") if config.public_url else ""
-        providers = default_providers(*live_providers(live), UploadProvider(self.store, base_url))
+        self.catalog = catalog = build_catalog(config, store=self.store, clock=clock, reactor=reactor,
+                                               key=self.provider_key or load_provider_key(config))
+        providers = default_providers(*live_providers(live), UploadProvider(self.store, base_url), *catalog.providers)
         proxy_links = ProxyLinks(self.secret, public_url=config.public_url)
         actions = Actions(
             store=self.store, clock=clock, secret=self.secret, bus=self.bus, providers=providers,
@@ -222,19 +226,18 @@ class SynctvService(OrderedServices):
         proxy = await open_media_proxy(config.proxy, data_dir=config.data, links=proxy_links, actions=actions,
                                        reactor=reactor)
         limits = RealtimeLimits(**attrs.asdict(config.realtime))
-        realtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor,
+        realtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor, feeds=(catalog.danmaku,),
                                      ice_servers=config.webrtc.ice_servers)
-        metrics = HttpMetrics()
+        metrics = HttpMetrics(scrape_networks=config.metrics_networks)
         displays = DisplayRuntime(
             actions=actions, secret=self.secret, data_dir=config.data, web_dir=web_dir(), reactor=reactor,
-            lan_networks=config.triggers.lan_networks, public_url=config.public_url,
-            max_video_bytes=config.displays.max_video_bytes, max_image_bytes=config.displays.max_image_bytes,
+            triggers=config.triggers, limits=config.displays, public_url=config.public_url,
             registry=metrics.registry, presence=realtime.display_status,
         )
         _, ws = build_realtime(actions, limits, reactor=reactor, runtime=realtime,
                                display_authenticator=displays.display_authenticator)
         site = build_site(actions, web_dir=web_dir(), reactor=reactor, live=live, proxy=proxy, displays=displays,
-                          metrics=metrics, online=realtime.online)
+                          metrics=metrics, accounts=catalog.accounts, online=realtime.online)
         site.mount_ws(ws)
         displays.attach(site)
         self._adopt("displays", displays)
@@ -268,6 +271,8 @@ class SynctvService(OrderedServices):
         if self.rtmp_port is not None:
             await self.rtmp_port.stopListening()
         await super().stopService()  # the subsystems, in reverse order
+        if self.catalog is not None:
+            await self.catalog.http.close()
         if hasattr(self.bus, "stop"):
             await self.bus.stop()
         if self.store is not None:
@@ -281,6 +286,8 @@ class SynctvService(OrderedServices):
 def makeService(options: Options) -> service.IService:
     from synctv.bootstrap import bootstrap
     from synctv.core.clock import ServerClock
+    from synctv.providers.node import load_provider_key
+    from synctv.providers.secrets import KeyFileError
     from synctv.store import parse_database_url
     from synctv.store.migrate import MigrationError, migrate
 
@@ -293,4 +300,8 @@ def makeService(options: Options) -> service.IService:
         _fail(str(e))
     except Exception as e:  # a database error during bootstrap
         _fail(f"cannot prepare the database {url.redacted()}: {e}")
-    return SynctvService(config, boot.secret)
+    try:
+        provider_key = load_provider_key(config)
+    except (KeyFileError, OSError) as e:
+        _fail(str(e))
+    return SynctvService(config, boot.secret, provider_key)

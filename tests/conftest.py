@@ -6,6 +6,8 @@
   ``synctv_test_<hex>``, dropped at the end. The server comes from ``SYNCTV_TEST_POSTGRES``
   (default ``postgresql://postgres@127.0.0.1:5432/postgres``); when it cannot be reached the
   postgres tests are skipped, or fail if ``SYNCTV_REQUIRE_POSTGRES=1``.
+- the ``tools`` marker (``@pytest.mark.tools("ffmpeg")``): tests/tools.py skips a test whose
+  external tools are missing, or fails it if ``SYNCTV_REQUIRE_TOOLS=1``.
 - ``fresh_postgres_database``: a factory of empty PostgreSQL databases (dropped at session end).
 
 The reactor is never imported here; Deferreds are waited for with ``pytest_twisted.blockon``.
@@ -26,6 +28,9 @@ import pytest_twisted
 from synctv.store import DatabaseURL, open_store, parse_database_url
 from synctv.store.interface import Store
 from synctv.store.migrate import migrate
+from tests.tools import pytest_runtest_setup  # the ``tools`` marker's hook
+
+__all__ = ["pytest_runtest_setup"]
 
 POSTGRES_ENV = "SYNCTV_TEST_POSTGRES"
 REQUIRE_POSTGRES_ENV = "SYNCTV_REQUIRE_POSTGRES"

@@ -26,7 +26,7 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from synctv.actions import Actions, RoomView
 from synctv.api import schema as s
 from synctv.api.errors import JSON_CONTENT_TYPE, encode_json, render_domain_error, write_error
-from synctv.api.metrics import HttpMetrics
+from synctv.api.metrics import HttpMetrics, authorize_scrape
 from synctv.api.openapi import QueryParam, RouteDoc, build_openapi
 from synctv.core.errors import BadRequest, DomainError, Unauthorized, Unavailable
 from synctv.core.models import Subtitle, User
@@ -162,7 +162,7 @@ def _subtitles(items: list[dict[str, Any]]) -> list[Subtitle]:
 class SynctvAPI:
     """The HTTP API of one server: its own Klein app serving ``routes`` (``RouteTable``s) with
     the subsystems they use; ``resource()`` is what the Site mounts for /api, /healthz and
-    /metrics. A subsystem that is not given (``live``, ``proxy``, ``displays``) makes its routes
+    /metrics. A subsystem that is not given (``live``, ``proxy``, ``displays``, ``accounts``) makes its routes
     answer 503 after the usual 401/403/404 checks."""
 
     log = Logger()
@@ -171,6 +171,7 @@ class SynctvAPI:
         self, actions: Actions, *, routes: Sequence[RouteTable] = (CORE_ROUTES,), metrics: HttpMetrics | None = None,
         reactor: IReactorTime | None = None, live: Any = None, proxy: Any = None, displays: Any = None,
         pages: Any = None,
+        accounts: Any = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -181,6 +182,7 @@ class SynctvAPI:
         self.proxy = proxy  # synctv.proxy.gateway.MediaProxy (synctv.api.proxy_routes)
         self.displays = displays  # synctv.displays.runtime.DisplayRuntime (synctv.api.display_routes)
         self.pages = pages  # synctv.api.page_routes.RoomPages (synctv.api.page_routes)
+        self.accounts = accounts  # synctv.providers.accounts.ProviderAccounts (synctv.api.account_routes)
         self.metrics = metrics if metrics is not None else HttpMetrics()
         self.reactor = reactor
         self.routes = tuple(routes)
@@ -213,8 +215,11 @@ class SynctvAPI:
                                                                       "database": "error"}) from None
         return {"status": "ok", "database": "ok"}
 
-    @CORE_ROUTES.route("GET", "/metrics", "Prometheus metrics", auth=False, content_type="text/plain")
+    @CORE_ROUTES.route("GET", "/metrics", "Prometheus metrics (a site admin's token, or a source in [server] "
+                 "metrics_networks)", auth=False, content_type="text/plain", errors=(401, 403))
     async def prometheus(self, call: Call) -> Any:
+        await authorize_scrape(call.request, self.metrics.scrape_networks,
+                               lambda request: self.actions.authenticate(bearer_token(request)))
         try:
             self.metrics.rooms.set(await self.actions.count_rooms())
         except Exception as e:

@@ -21,17 +21,19 @@ from synctv.api.schema import (
     Schema,
     Str,
 )
-from synctv.core.displays import MAX_PAYLOAD_CHARS, MAX_SOURCES
+from synctv.core.displays import DEFAULT_COOLDOWN_S, MAX_PAYLOAD_CHARS, MAX_SOURCES
 from synctv.core.schedule import DEFAULT_LEAD_MS, MAX_COOLDOWN_S, MAX_LEAD_MS
 
 NAME = attrs.evolve(ROOM_NAME, description="unique; no '/' or control characters")
 REF = Str(min_len=1, max_len=64)
-PORT = Int(minimum=1, maximum=65535)
+PORT = Int(minimum=1, maximum=65535,
+           description="site admins only; inside [triggers] udp_ports (default 5000-5999)")
 PAYLOAD = Str(min_len=1, max_len=MAX_PAYLOAD_CHARS,
               description="matched exactly against a packet with its trailing CR/LF removed")
 SOURCES = List(of=Str(min_len=1, max_len=64), max_items=MAX_SOURCES,
                description="CIDRs allowed to trigger (UDP and HTTP); empty: any source")
-COOLDOWN = Num(minimum=0.0, maximum=MAX_COOLDOWN_S, description="seconds between triggers")
+COOLDOWN = Num(minimum=0.0, maximum=MAX_COOLDOWN_S,
+               description=f"seconds between triggers (default {DEFAULT_COOLDOWN_S:g}; 0: none)")
 LEAD = Int(minimum=0, maximum=MAX_LEAD_MS, description="ms from the trigger to the start")
 STATUS = JsonObject(optional=True, description="runtime status on this node")
 
@@ -68,7 +70,7 @@ EVENT_CREATE = Schema(name="DisplayEventCreate", fields={
     "udp_port": attrs.evolve(PORT, optional=True, nullable=True),
     "udp_payload": attrs.evolve(PAYLOAD, optional=True, nullable=True),
     "allowed_sources": attrs.evolve(SOURCES, default=[]),
-    "cooldown_s": attrs.evolve(COOLDOWN, default=0.0), "lead_ms": attrs.evolve(LEAD, default=DEFAULT_LEAD_MS),
+    "cooldown_s": attrs.evolve(COOLDOWN, default=DEFAULT_COOLDOWN_S), "lead_ms": attrs.evolve(LEAD, default=DEFAULT_LEAD_MS),
 })
 EVENT_PATCH = Schema(name="DisplayEventPatch", fields={
     "name": attrs.evolve(NAME, optional=True), "room": attrs.evolve(REF, optional=True),

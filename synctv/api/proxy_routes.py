@@ -20,6 +20,7 @@ from synctv.api.openapi import QueryParam, RouteDoc
 from synctv.core import permissions
 from synctv.core.errors import Unavailable
 from synctv.proxy.links import KIND_ITEM, check_resource
+from synctv.proxy.media_types import ANSWER_HEADERS
 
 ROUTES = RouteTable("proxy")
 ITEM_PATH = "/api/rooms/{room}/media/{media}/proxy"
@@ -37,6 +38,7 @@ _STREAM_DESCRIPTION = (
 CORS_HEADERS = {
     b"Access-Control-Allow-Origin": b"*",
     b"Access-Control-Expose-Headers": b"Content-Range, Accept-Ranges, Content-Length, X-Cache, ETag",
+    **ANSWER_HEADERS,  # nosniff and CSP sandbox on every answer, errors and preflights included
 }
 PREFLIGHT_HEADERS = {
     b"Access-Control-Allow-Methods": b"GET, HEAD, OPTIONS",

@@ -6,12 +6,14 @@ Verbs register into ``synctv.cli.main``'s table (main imports this module at its
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from synctv.cli import output
-from synctv.cli.client import api_path
+from synctv.cli.client import ApiError, CLIError, Unreachable, api_path
 from synctv.cli.main import GROUP_HELP, Context, _compact, _created, _finite, _pick, arg, command
 from synctv.cli.upload import human, upload_file
 
@@ -112,8 +114,11 @@ def display_remove(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
          arg("--room", required=True, help="the display room's id or name"),
          arg("--media", required=True, metavar="ID",
              help="a media item of the room, or an uploaded video's id"),
-         arg("--udp-port", type=_port, metavar="N"), arg("--udp-payload", metavar="TEXT"),
-         arg("--cooldown", type=_finite, metavar="S", help="seconds before it may fire again"),
+         arg("--udp-port", type=_port, metavar="N",
+             help="UDP port to listen on (site admins; inside [triggers] udp_ports, default 5000-5999)"),
+         arg("--udp-payload", metavar="TEXT"),
+         arg("--cooldown", type=_finite, metavar="S",
+             help="seconds before it may fire again (default 5; 0 turns it off)"),
          arg("--lead-ms", type=_non_negative_int, metavar="N",
              help="ms from trigger to start (default 5000)"),
          arg("--allow", action="append", metavar="CIDR", help="a source allowed to trigger it (repeatable)"),
@@ -150,7 +155,28 @@ def video_upload(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     query = {"filename": args.file.replace("\\", "/").rsplit("/", 1)[-1]}
     if args.title:
         query["title"] = args.title
-    return _created(upload_file(ctx.client, args.file, query, ctx.stderr), "video")
+    try:
+        answer = upload_file(ctx.client, args.file, query, ctx.stderr)
+    except Unreachable as cut:
+        raise _refusal(ctx, query, cut) from None
+    return _created(answer, "video")
+
+
+def _refusal(ctx: Context, query: Mapping[str, str], cut: Unreachable) -> CLIError:
+    """Why an upload was cut off mid-body. The server judges an upload before its body and then
+    stops reading, so a large file's sender sees only a closed connection; an empty upload with the
+    same token is judged the same way and shows the answer (a site admin's is refused as empty and
+    nothing is kept). When that passes, the file is most likely over the server's size limit."""
+    try:
+        upload_file(ctx.client, os.devnull, dict(query), io.StringIO())
+    except ApiError as refusal:
+        if refusal.status != 400:
+            return refusal
+        return CLIError(f"{cut}; the server stopped reading the upload: the file may be over its size "
+                           "limit ([displays] max_video_bytes)")
+    except CLIError:
+        return cut
+    return cut
 
 
 @command("video list", "uploaded videos", plain=render_videos)

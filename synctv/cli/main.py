@@ -73,6 +73,7 @@ GROUP_HELP = {
     "media": "a room's playlist", "playback": "a room's playback state", "db": "local database tasks",
     "stream": "live streams: RTMP keys and stream info",
     "cache": "the media proxy's slice cache (site admins)",
+    "account": "your Alist, Emby, Jellyfin and Bilibili accounts",
 }
 
 
@@ -258,13 +259,18 @@ def room_delete(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
 
 
 @command("media add", "add an item to a room's playlist; prints its id", arg("room", help="id or name"),
-         arg("--url"), arg("--title"), arg("--provider"),
+         arg("--url", help="the media URL (bilibili: a video page, BV/av id or live room URL)"), arg("--title"),
+         arg("--provider", help="direct (default), rtmp, live, alist, emby, jellyfin, bilibili"),
+         arg("--account", metavar="ID", help="alist, emby, jellyfin: one of your accounts (synctv account list)"),
+         arg("--item", help="alist: a file's path; emby, jellyfin: an item id (synctv account browse)"),
          arg("--header", type=_header, action="append", metavar="'NAME: VALUE'",
              help="a request header for the upstream (repeatable)"),
          plain=output.render_id)
 def media_add(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     headers = dict(args.header) if args.header else None
-    body = _compact(url=args.url, title=args.title, provider=args.provider, headers=headers)
+    provider_data = _compact(account=args.account, item=args.item) or None
+    body = _compact(url=args.url, title=args.title, provider=args.provider, headers=headers,
+                    provider_data=provider_data)
     return _created(ctx.client.post(api_path("rooms", args.room, "media"), body), "media")
 
 
@@ -330,11 +336,13 @@ def playback_set(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
 
 @command("watch", "print a room's playback state, then each change, until Ctrl-C",
          arg("room", help="id or name"), arg("--retries", type=int, default=5, metavar="N",
-                                             help="reconnection attempts after the connection is lost"))
+                                             help="reconnection attempts after the connection is lost"),
+         arg("--danmaku", action="store_true", help="also print danmaku as they arrive (e.g. Bilibili's)"))
 def watch(ctx: Context, args: argparse.Namespace) -> Any:
     from synctv.cli.watch import watch_room  # imports Twisted, so only here
 
-    watch_room(ctx.client, args.room, json_mode=args.json, out=sys.stdout, retries=max(0, args.retries))
+    watch_room(ctx.client, args.room, json_mode=args.json, out=sys.stdout, retries=max(0, args.retries),
+               danmaku=args.danmaku)
     return None  # it printed as it went
 
 
@@ -391,13 +399,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"synctv: {message} (see `{self.prog} --help`)\n")
 
 
-def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
+def _global_options(parser: argparse.ArgumentParser, *, top: bool, taken: frozenset[str] = frozenset()) -> None:
     """``--server``/``--json``/``--timeout`` on every level; below the top they default to SUPPRESS so
-    a value given before the verb is not overwritten."""
+    a value given before the verb is not overwritten. A verb with an option of the same name
+    (``account add --server``, the provider's server) takes it over: the global one then goes
+    before the verb (``synctv --server URL account add ...``)."""
     default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
     group = parser.add_argument_group("global options")
-    group.add_argument("--server", metavar="URL", default=default(None),
-                       help=f"server URL (default {DEFAULT_SERVER}, env SYNCTV_SERVER)")
+    if "--server" not in taken:
+        group.add_argument("--server", metavar="URL", default=default(None),
+                           help=f"server URL (default {DEFAULT_SERVER}, env SYNCTV_SERVER)")
     group.add_argument("--json", action="store_true", default=default(False), help="print one JSON object")
     group.add_argument("--timeout", type=_positive, metavar="S", default=default(None),
                        help=f"seconds to wait for the server (default {DEFAULT_TIMEOUT:g}, env SYNCTV_TIMEOUT)")
@@ -424,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
             exclusive.update(dict.fromkeys(flags, leaf.add_mutually_exclusive_group()))
         for a in cmd.args:
             (exclusive.get(a.flags[0]) or leaf).add_argument(*a.flags, **a.options)
-        _global_options(leaf, top=False)
+        _global_options(leaf, top=False, taken=frozenset(flag for a in cmd.args for flag in a.flags))
         leaf.set_defaults(command=cmd)
     return top
 
@@ -454,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
+from synctv.cli import accounts as _accounts  # noqa: E402,F401 -- registers account, media import and info verbs
 from synctv.cli import displays as _displays  # noqa: E402,F401 -- registers display, event and video verbs
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ The one command that keeps a connection open: it speaks the realtime protocol (W
 inside ``watch_room`` only, so every other command still starts without it.
 
 Output: one line per state (``playback_line``), or with ``--json`` one JSON object per line (the
-state's fields, as ``playback show --json`` prints them). A state equal to the last one printed
+state's fields, as ``playback show --json`` prints them). With ``danmaku`` it also observes
+``chat`` and prints each danmaku as it arrives (``danmaku  1.10s  bilibili: text``; with
+``--json`` ``{"danmaku": {...}}``), e.g. a Bilibili video's comments as the room plays it. A state equal to the last one printed
 (a re-send after a reconnection) is not printed again. Ctrl-C (or SIGTERM) ends it with status 0.
 A refused connection (401/403 -> 4, 404 -> 5, 429 -> 1), a refused TCP connection (3) or a
 connection lost for good after ``retries`` reconnection attempts (3) ends it with one line.
@@ -47,7 +49,13 @@ def _reason(f: Any) -> str:
     return " ".join(f.getErrorMessage().split())
 
 
-def watch_room(client: ApiClient, room: str, *, json_mode: bool, out: TextIO, retries: int = RETRIES) -> None:
+def danmaku_line(message: Mapping[str, Any]) -> str:
+    sender = (message.get("from") or {}).get("user_name") or "?"
+    return f"danmaku  {output.number(message.get('at'))}s  {sender}: {message.get('text')}"
+
+
+def watch_room(client: ApiClient, room: str, *, json_mode: bool, out: TextIO, retries: int = RETRIES,
+               danmaku: bool = False) -> None:
     """Run until interrupted; raises ``CLIError`` (one line, an exit code) when it cannot go on."""
     from twisted.internet import reactor
 
@@ -57,16 +65,21 @@ def watch_room(client: ApiClient, room: str, *, json_mode: bool, out: TextIO, re
     failure: list[CLIError] = []
 
     def show(message: Mapping[str, Any]) -> None:
+        if danmaku and message.get("type") == "danmaku":
+            fields = {k: v for k, v in message.items() if k != "type"}
+            write(json.dumps({"danmaku": fields}, ensure_ascii=False) if json_mode else danmaku_line(message))
+            return
         if message.get("type") != "playbackState":
             return
         state = state_of(message)
         if last and last[0] == state:
             return
         last[:] = [state]
+        write(json.dumps(state, ensure_ascii=False) if json_mode else output.playback_line(state))
+
+    def write(line: str) -> None:
         try:
-            out.write(
-                (json.dumps(state, ensure_ascii=False) if json_mode else output.playback_line(state)) + "\n"
-            )
+            out.write(line + "\n")
             out.flush()
         except BrokenPipeError:
             stop(None)
@@ -83,9 +96,10 @@ def watch_room(client: ApiClient, room: str, *, json_mode: bool, out: TextIO, re
 
     def connected(rt: Any) -> None:
         rt.on_message(show)
-        rt.observe("playbackState").addErrback(
-            lambda f: stop(CLIError(f"cannot observe: {f.getErrorMessage()}"))
-        )
+        for resource in ("playbackState", "chat") if danmaku else ("playbackState",):
+            rt.observe(resource).addErrback(
+                lambda f: stop(CLIError(f"cannot observe: {f.getErrorMessage()}"))
+            )
         rt.when_closed().addCallback(closed)
 
     def closed(info: Any) -> None:

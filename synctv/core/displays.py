@@ -22,6 +22,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 UPLOAD_URL_PREFIX = "upload:"
 MAX_PAYLOAD_CHARS = 1024
 MAX_SOURCES = 32
+DEFAULT_COOLDOWN_S = 5.0  # as SyncPlayer: a trigger within 5 s of the last one is refused unless forced
 
 
 def upload_url(video_id: str) -> str:
@@ -104,7 +105,7 @@ class DisplayEvent:
     udp_port: int | None = None
     udp_payload: str | None = None
     allowed_sources: tuple[str, ...] = ()  # CIDRs; empty: any source
-    cooldown_s: float = 0.0
+    cooldown_s: float = DEFAULT_COOLDOWN_S  # 0: no cooldown
     lead_ms: int = DEFAULT_LEAD_MS
     last_triggered_at: int | None = None
     created_at: int = 0

@@ -73,6 +73,12 @@ def effective_permissions(site_role: str, member_permissions: Permission | None)
     return member_permissions if member_permissions is not None else Permission(0)
 
 
+def may_enter(site_role: str, member_permissions: Permission | None) -> bool:
+    """Whether someone may be in a room at all: a member (``member_permissions`` is not None),
+    or a site admin, who is a member of every room."""
+    return member_permissions is not None or is_site_admin(site_role)
+
+
 def require(
     site_role: str, member_permissions: Permission | None, needed: Permission, what: str
 ) -> None:

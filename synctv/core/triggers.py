@@ -5,6 +5,11 @@ source address to ``decide``. A packet's trailing CR and LF bytes are stripped, 
 an event's payload (UTF-8) exactly; the source must be inside the event's ``allowed_sources``
 when it has any. Several events may share a port, and even a payload (one packet, several
 display groups).
+
+Who may bind what: an event's ``udp_port`` makes every node bind that UDP port, so only site admins
+may set it (``check_udp_port``), and only inside the ports the operator allows (``PortRanges``,
+``[triggers] udp_ports``). ``?force=1`` (skip the cooldown) is for site admins and sources inside
+``[triggers] lan_networks``, by default ``PRIVATE_NETWORKS``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,82 @@ from collections.abc import Iterable
 import attrs
 
 from synctv.core.displays import DisplayEvent, Network
+from synctv.core.errors import BadRequest, Forbidden
 
 MAX_DATAGRAM_MATCH = 4096  # longer packets cannot match a payload of at most 1024 characters
+DEFAULT_UDP_PORTS = "5000-5999"
+MAX_PORT_RANGES = 64
+# loopback, RFC 1918, unique local (fc00::/7), link-local: the default [triggers] lan_networks
+PRIVATE_NETWORKS = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                    "fc00::/7", "169.254.0.0/16", "fe80::/10")
+
+
+@attrs.frozen
+class PortRanges:
+    """A set of UDP ports written as ``"5000-5999,7000"``: comma-separated items, each a port
+    ``N`` or an inclusive range ``N-M`` (1 <= N <= M <= 65535), spaces allowed around items.
+    The empty string allows no port (UDP triggers off). ``str()`` gives the canonical form."""
+
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> PortRanges:
+        """Raises ValueError with a message naming the bad item."""
+        if not isinstance(text, str):
+            raise ValueError(f"{text!r} is not a string such as \"5000-5999,7000\"")
+        if not text.strip():
+            return cls(())
+        items = text.split(",")
+        if len(items) > MAX_PORT_RANGES:
+            raise ValueError(f"at most {MAX_PORT_RANGES} items")
+        ranges = []
+        for raw in items:
+            item = raw.strip()
+            low_text, dash, high_text = item.partition("-")
+            low = _port(low_text.strip(), item)
+            high = _port(high_text.strip(), item) if dash else low
+            if low > high:
+                raise ValueError(f"{item!r} is a range that ends before it starts")
+            ranges.append((low, high))
+        merged: list[tuple[int, int]] = []
+        for low, high in sorted(ranges):
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+            else:
+                merged.append((low, high))
+        return cls(tuple(merged))
+
+    def __contains__(self, port: object) -> bool:
+        return isinstance(port, int) and any(low <= port <= high for low, high in self.ranges)
+
+    def __str__(self) -> str:
+        return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in self.ranges)
+
+
+def _port(text: str, item: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"{item[:40]!r} is not a port (1-65535) or a range such as 5000-5999")
+    return int(text)
+
+
+DEFAULT_PORT_RANGES = PortRanges.parse(DEFAULT_UDP_PORTS)
+
+
+def check_udp_port(port: int | None, current: int | None, *, site_admin: bool, allowed: PortRanges) -> None:
+    """Whether an event may get ``port`` (``current`` is its port now, None for a new event).
+
+    Keeping the current port or removing it (None) is always allowed: deleting the event would
+    release the port as well. Any other port binds a socket on every node, so it needs a site
+    admin (Forbidden) and a port inside ``[triggers] udp_ports`` (BadRequest)."""
+    if port is None or port == current:
+        return
+    if not site_admin:
+        raise Forbidden("only site admins may set an event's udp_port (it opens a UDP port on the server); "
+                        "ask a site admin, or trigger the event over HTTP (/trigger/{event})", field="udp_port")
+    if port not in allowed:
+        ports = str(allowed) or "none"
+        raise BadRequest(f"udp_port {port} is outside the UDP ports this server allows ([triggers] udp_ports: "
+                         f"{ports})", field="udp_port")
 
 
 def normalize_payload(data: bytes) -> bytes:

@@ -3,7 +3,8 @@
 Like ``synctv.actions.Actions`` this only orchestrates: load from the store, ask synctv.core
 (schedule, triggers, permissions) what to do, persist, announce on the bus. Screens and events
 belong to a room of kind ``display``; managing them needs ``manage_room`` in that room (site
-admins hold it everywhere). Triggering needs no account: a show controller has none. The
+admins hold it everywhere); giving an event a UDP port needs a site admin and a port inside
+``[triggers] udp_ports`` (``synctv.core.triggers.check_udp_port``). Triggering needs no account: a show controller has none. The
 cooldown is claimed by compare-and-set on ``last_triggered_at``, the start by compare-and-set on
 the playback version, so racing triggers (on one node or several) give exactly one winner.
 """
@@ -21,7 +22,16 @@ from twisted.logger import Logger
 from synctv.actions import Actions
 from synctv.bus import room_channel
 from synctv.core import auth, permissions
-from synctv.core.displays import Display, DisplayEvent, check_payload, parse_networks, upload_url, video_id_of
+from synctv.core.displays import (
+    DEFAULT_COOLDOWN_S,
+    Display,
+    DisplayEvent,
+    check_payload,
+    display_stand_in,
+    parse_networks,
+    upload_url,
+    video_id_of,
+)
 from synctv.core.errors import (
     BadRequest,
     Conflict,
@@ -34,13 +44,14 @@ from synctv.core.errors import (
 from synctv.core.models import MediaItem, PlaybackState, Room, User
 from synctv.core.permissions import Permission
 from synctv.core.schedule import DEFAULT_LEAD_MS, cooldown_remaining, retry_after_s, scheduled_start
-from synctv.core.triggers import host_in, source_allowed
+from synctv.core.triggers import DEFAULT_PORT_RANGES, PortRanges, check_udp_port, host_in, source_allowed
 from synctv.displays.videos import VideoActions
 from synctv.store.interface import UNSET
 
 CLAIM_RETRIES = 5
 SCHEDULE_RETRIES = 8
 PUBLIC_ID_BYTES = 18  # 144 random bits: /display/{public_id} is a capability
+MANAGE = "manage its displays and events"
 
 
 @attrs.frozen
@@ -96,7 +107,8 @@ class DisplayActions:
     log = Logger()
 
     def __init__(
-        self, *, actions: Actions, secret: str, videos: VideoActions, lan_networks: Sequence[Any] = ()
+        self, *, actions: Actions, secret: str, videos: VideoActions, lan_networks: Sequence[Any] = (),
+        udp_ports: PortRanges = DEFAULT_PORT_RANGES,
     ) -> None:
         self.actions = actions
         self.store = actions.store
@@ -104,6 +116,7 @@ class DisplayActions:
         self.bus = actions.bus
         self.videos = videos
         self.lan_networks = tuple(lan_networks)
+        self.udp_ports = udp_ports
         self._secret = secret
         # seams the runtime (synctv.displays.runtime) connects:
         self.presence: Callable[[str], dict[str, Any] | None] = _no_status  # realtime: online, telemetry
@@ -113,26 +126,11 @@ class DisplayActions:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    async def _display_room(self, ref: str, field: str = "room") -> Room:
-        room = await self.store.get_room(ref) or await self.store.get_room_by_name(ref)
-        if room is None:
-            raise NotFound(f"no room {_show(ref)}", field=field)
-        if room.kind != "display":
-            raise BadRequest(f"room {_show(room.name)} is a {room.kind} room; displays and events belong "
-                             "to a room of kind display (synctv room create NAME --kind display)",
-                             field=field)
-        return room
-
-    async def _may_manage(self, actor: User, room_id: str) -> bool:
-        if permissions.is_site_admin(actor.role):
-            return True
-        member = await self.store.get_member(room_id, actor.id)
-        return member is not None and Permission.manage_room in member.permissions
-
-    async def _require_manage(self, actor: User, room: Room) -> None:
-        member = await self.store.get_member(room.id, actor.id)
-        permissions.require(actor.role, member.permissions if member else None, Permission.manage_room,
-                             "manage its displays and events")
+    async def _managed_room(self, actor: User, ref: str, field: str | None = None) -> Room:
+        """The display room ``ref`` if ``actor`` may manage its displays and events (``Actions.access``)."""
+        view = await self.actions.access(actor, ref, to=MANAGE, needs=Permission.manage_room, kind="display",
+                                         field=field)
+        return view.room
 
     async def _state(self, room_id: str) -> PlaybackState:
         state = await self.store.get_playback(room_id)
@@ -159,7 +157,7 @@ class DisplayActions:
         room = await self.store.get_room(display.room_id)
         if room is None:
             raise NotFound(f"no display {_show(ref)}")
-        await self._require_manage(actor, room)
+        await self._managed_room(actor, room.id)
         return display, room
 
     async def list_displays(self, actor: User) -> list[Display]:
@@ -167,14 +165,13 @@ class DisplayActions:
         listed = []
         for display in await self.store.list_displays():
             if display.room_id not in allowed:
-                allowed[display.room_id] = await self._may_manage(actor, display.room_id)
+                allowed[display.room_id] = await self.actions.may(actor, display.room_id, Permission.manage_room)
             if allowed[display.room_id]:
                 listed.append(display)
         return listed
 
     async def create_display(self, actor: User, name: str, room_ref: str) -> Display:
-        room = await self._display_room(room_ref)
-        await self._require_manage(actor, room)
+        room = await self._managed_room(actor, room_ref, field="room")
         if await self.store.get_display_by_name(name) is not None:
             raise Conflict(f"a display named {_show(name)} exists", field="name")
         display = Display(id=auth.new_id(), name=name, public_id=secrets.token_urlsafe(PUBLIC_ID_BYTES),
@@ -197,8 +194,7 @@ class DisplayActions:
         if name is not UNSET and name != display.name:
             changes["name"] = name
         if room is not UNSET:
-            target = await self._display_room(room)
-            await self._require_manage(actor, target)
+            target = await self._managed_room(actor, room, field="room")
             if target.id != display.room_id:
                 changes["room_id"] = target.id
                 self.watch_room(target.id)
@@ -250,8 +246,7 @@ class DisplayActions:
         display, room = await self.authenticate_display(token)
         if room_ref not in (room.id, room.name):
             raise Forbidden("a display token only opens its own display room")
-        stand_in = User(id=f"display:{display.id}", name=display.name, role="display", password_hash="")
-        return Principal(user=stand_in, room=room, member=None, read_only=True, display_id=display.id)
+        return Principal(user=display_stand_in(display), room=room, member=None, read_only=True, display_id=display.id)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -267,7 +262,7 @@ class DisplayActions:
         room = await self.store.get_room(event.room_id)
         if room is None:
             raise NotFound(f"no event {_show(ref)}")
-        await self._require_manage(actor, room)
+        await self._managed_room(actor, room.id)
         return event, room
 
     async def _event_media(self, actor: User, room: Room, ref: str) -> MediaItem:
@@ -300,19 +295,19 @@ class DisplayActions:
         listed = []
         for event in await self.store.list_events():
             if event.room_id not in allowed:
-                allowed[event.room_id] = await self._may_manage(actor, event.room_id)
+                allowed[event.room_id] = await self.actions.may(actor, event.room_id, Permission.manage_room)
             if allowed[event.room_id]:
                 listed.append(event)
         return listed
 
     async def create_event(
         self, actor: User, *, name: str, room: str, media: str, udp_port: int | None = None,
-        udp_payload: str | None = None, allowed_sources: Sequence[str] = (), cooldown_s: float = 0.0,
-        lead_ms: int = DEFAULT_LEAD_MS,
+        udp_payload: str | None = None, allowed_sources: Sequence[str] = (),
+        cooldown_s: float = DEFAULT_COOLDOWN_S, lead_ms: int = DEFAULT_LEAD_MS,
     ) -> DisplayEvent:
-        target = await self._display_room(room)
-        await self._require_manage(actor, target)
+        target = await self._managed_room(actor, room, field="room")
         udp_port, udp_payload = self._udp(udp_port, udp_payload)
+        check_udp_port(udp_port, None, site_admin=permissions.is_site_admin(actor.role), allowed=self.udp_ports)
         parse_networks(allowed_sources)
         if await self.store.get_event_by_name(name) is not None:
             raise Conflict(f"an event named {_show(name)} exists", field="name")
@@ -340,19 +335,20 @@ class DisplayActions:
         if "name" in changes and changes["name"] != event.name:
             fields["name"] = changes["name"]
         if "room" in changes:
-            room = await self._display_room(changes["room"])
-            await self._require_manage(actor, room)
+            room = await self._managed_room(actor, changes["room"], field="room")
             if room.id != event.room_id:
                 if "media" not in changes:
                     raise BadRequest("moving an event to another room needs a media item of that room",
                                      field="media")
                 fields["room_id"] = room.id
-        if "media" in changes:
-            fields["media_id"] = (await self._event_media(actor, room, changes["media"])).id
         port = changes.get("udp_port", event.udp_port)
         payload = changes.get("udp_payload", event.udp_payload)
         if "udp_port" in changes or "udp_payload" in changes:
             fields["udp_port"], fields["udp_payload"] = self._udp(port, payload)
+            check_udp_port(fields["udp_port"], event.udp_port, site_admin=permissions.is_site_admin(actor.role),
+                           allowed=self.udp_ports)
+        if "media" in changes:
+            fields["media_id"] = (await self._event_media(actor, room, changes["media"])).id
         if "allowed_sources" in changes:
             parse_networks(changes["allowed_sources"])
             fields["allowed_sources"] = tuple(changes["allowed_sources"])

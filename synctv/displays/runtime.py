@@ -12,7 +12,6 @@ files in each node's data directory: give the nodes a shared one, or upload to e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,12 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from synctv.actions import Actions
-from synctv.api.uploads import UploadPolicy, UploadRequest, UploadRoute
+from synctv.api.uploads import UploadBudget, UploadPolicy, UploadRequest, UploadRoute
 from synctv.bus import Message
-from synctv.core import auth
+from synctv.config import DisplaysConfig, TriggerConfig
+from synctv.core import auth, permissions
 from synctv.core.displays import DisplayEvent
+from synctv.core.errors import Forbidden
 from synctv.displays.actions import DisplayActions, TriggerResult, TriggerSource
 from synctv.displays.videos import VideoActions
 from synctv.providers.upload import UploadProvider
@@ -34,8 +35,6 @@ from synctv.triggers.udp import TriggerMetrics, UdpTriggerPorts
 from synctv.workers.ended import EndedWorker
 
 EVENTS_CHANNEL = "displays"
-DEFAULT_MAX_VIDEO_BYTES = 4 << 30
-DEFAULT_MAX_IMAGE_BYTES = 32 << 20
 VIDEO_TYPES = ("video/", "application/octet-stream")
 IMAGE_TYPES = ("image/", "application/octet-stream")
 
@@ -50,11 +49,13 @@ class DisplayRuntime(Service):
 
     def __init__(
         self, *, actions: Actions, secret: str, data_dir: Path, web_dir: Path, reactor: Any,
-        lan_networks: Sequence[Any] = (), public_url: str | None = None,
-        max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-        udp_interface: str = "", registry: CollectorRegistry | None = None, ffprobe: str = "ffprobe",
-        run_in_thread: Any = deferToThread, presence: Any = None,
+        triggers: TriggerConfig = TriggerConfig(), limits: DisplaysConfig = DisplaysConfig(),
+        public_url: str | None = None, registry: CollectorRegistry | None = None, ffprobe: str = "ffprobe",
+        run_in_thread: Any = deferToThread, presence: Any = None, timer: Any = None,
     ) -> None:
+        """``triggers`` and ``limits`` are the ``[triggers]`` and ``[displays]`` config sections;
+        ``reactor`` binds the UDP ports; ``timer`` (default: ``reactor``) paces their retries and the
+        lingering close of refused uploads."""
         self.actions = actions
         self.store = actions.store
         self.bus = actions.bus
@@ -65,10 +66,11 @@ class DisplayRuntime(Service):
         self.videos = VideoActions(store=self.store, clock=self.clock, data_dir=data_dir,
                                    base_url=self.base_url, ffprobe=ffprobe, run_in_thread=run_in_thread)
         self.displays = DisplayActions(actions=actions, secret=secret, videos=self.videos,
-                                       lan_networks=lan_networks)
+                                       lan_networks=triggers.lan_networks, udp_ports=triggers.udp_ports)
         self.metrics = TriggerMetrics(registry)
         self.ports = UdpTriggerPorts(load_events=self.store.list_events, fire=self._fire_udp, reactor=reactor,
-                                     clock=self.clock, interface=udp_interface, metrics=self.metrics)
+                                     clock=self.clock, interface=triggers.udp_bind, allowed=triggers.udp_ports,
+                                     timer=timer, metrics=self.metrics)
         self.worker = EndedWorker(store=self.store, bus=self.bus, clock=self.clock, reactor=reactor,
                                   duration_of=self._duration_of, on_room_deleted=self._room_deleted)
         if presence is not None:
@@ -80,11 +82,13 @@ class DisplayRuntime(Service):
         if "upload" not in actions.providers:
             actions.providers.register(UploadProvider(self.store, self.base_url))
         self.uploads = UploadPolicy(
-            [UploadRoute(b"POST", b"/api/videos", max_video_bytes, VIDEO_TYPES),
-             UploadRoute(b"PUT", b"/admin/idle-image", max_image_bytes, IMAGE_TYPES)],
+            [UploadRoute(b"POST", b"/api/videos", limits.max_video_bytes, VIDEO_TYPES),
+             UploadRoute(b"PUT", b"/admin/idle-image", limits.max_image_bytes, IMAGE_TYPES)],
             spool_path=self.videos.new_spool_path,
             check_token=lambda token: auth.read_token(secret, token, self.clock()),
-            run_in_thread=run_in_thread,
+            authorize=self._authorize_upload,
+            budget=UploadBudget(limits.max_uploads_per_user, limits.max_spool_bytes),
+            timer=timer if timer is not None else reactor, run_in_thread=run_in_thread,
         )
         self._unsubscribe: Any = None
 
@@ -154,6 +158,17 @@ class DisplayRuntime(Service):
 
     def _duration_of(self, room_id: str, media_id: str) -> Deferred[float | None]:
         return Deferred.fromCoroutine(self.displays.duration_of(room_id, media_id))
+
+    def _authorize_upload(self, token: str) -> Deferred[Any]:
+        """Before an upload's body is read: the token is current (not revoked) and its user a site
+        admin (both upload routes are for site admins)."""
+        return Deferred.fromCoroutine(self._upload_actor(token))
+
+    async def _upload_actor(self, token: str) -> Any:
+        user = await self.actions.authenticate(token)
+        if not permissions.is_site_admin(user.role):
+            raise Forbidden("uploads need a site admin; ask one to upload the file")
+        return user
 
     def _fire_udp(self, event: DisplayEvent, host: str) -> Deferred[TriggerResult]:
         source = TriggerSource(kind="udp", host=host)

@@ -3,7 +3,8 @@
 ``build_live_hub`` makes the registry (GOP cache and viewer bounds, idle release), the HLS
 segmenter and its segment store (memory, or files under ``<data>/live/hls``), the signed-link
 maker, the live proxy's upstream client (the media proxy's address-checked ``UpstreamClient``)
-and the hub. ``live_providers`` makes the ``rtmp`` and ``live`` providers.
+and the hub with the RTMP door's bounds. ``live_providers`` makes the ``rtmp`` and ``live``
+providers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from synctv.core.models import MediaItem
 from synctv.live.hls import FileSegmentStore, HLSStream, MemorySegmentStore, SegmentStore
 from synctv.live.links import LiveLinks
 from synctv.live.pull import Opener
+from synctv.live.rtmp.limits import RTMPLimits
 from synctv.live.service import LiveHub, PullSettings
 from synctv.live.streams import LiveSettings, StreamRegistry
 from synctv.providers.live import LivePullProvider, RTMPProvider
@@ -66,6 +68,9 @@ def build_live_hub(
         store=store, clock=clock, scheduler=reactor, registry=registry, links=links, node_id=node,
         node_url=node_url, opener=opener if opener is not None else _upstream_opener(config, reactor),
         pull=PullSettings(idle_s=live.pull_idle_s), rtmp_public_url=live.rtmp_public_url, rtmp_port=rtmp_port,
+        rtmp_limits=RTMPLimits(max_buffer_bytes=live.max_buffer_bytes, max_connections=live.max_connections,
+                               max_connections_per_address=live.max_connections_per_address,
+                               publish_timeout_s=live.publish_timeout_s),
     )
 
 

@@ -2,8 +2,14 @@
 
 ``LivePull`` is the publisher of such an item's ``LiveStream``. The hub starts it when a viewer
 arrives (an FLV connection, or a player reading the HLS playlist); it requests the upstream through an
-``Opener`` (the media proxy's ``UpstreamClient``: address checks, timeouts), demuxes the body with ``FLVReader`` and feeds the tags to the stream exactly as an RTMP
-publisher would, so viewers get the same FLV and HLS. Every ``check_s`` it looks at the viewers;
+``Opener`` (the media proxy's ``UpstreamClient``: address checks, timeouts), demuxes the body with
+``FLVReader`` and feeds the tags to the stream exactly as an RTMP publisher would, so viewers get
+the same FLV and HLS.
+
+The pull never looks at the URL's host itself: the opener resolves it and connects only to
+addresses the proxy's guard admits (``synctv.proxy.special``: loopback, private, NAT64/6to4 forms
+of them, ... refused unless in ``[proxy] allow_networks``), for every redirect hop too. A refusal
+is an upstream failure like any other (retried with backoff, shown in the stream info). Every ``check_s`` it looks at the viewers;
 after ``idle_s`` without any it stops and the stream ends like a publish that stopped.
 
 An upstream that fails (refused, an HTTP error, a broken FLV, a body that ends or stalls past

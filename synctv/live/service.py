@@ -7,6 +7,8 @@
   registry) and across nodes (the store's publisher record, refreshed every ``HEARTBEAT_S``).
 - **Viewing**: ``stream_for_viewing`` gives the stream of an item for a viewer; for a ``live``
   (pull) item it starts the live proxy if it is not running.
+- ``rtmp_limits`` are the RTMP door's bounds (``[live] max_buffer_bytes``, ``max_connections``,
+  ``publish_timeout_s``), read by the RTMP factory this hub is the gate of.
 - ``rtmp_url`` is what OBS asks for as "Server": ``[live] rtmp_public_url`` when configured,
   else ``rtmp://HOST:PORT/live`` with the host of ``public_url`` or of the request.
 
@@ -31,6 +33,7 @@ from synctv.core.live import PublisherRecord, StreamKey, new_stream_key, redact_
 from synctv.core.models import MediaItem
 from synctv.live.links import LiveLinks
 from synctv.live.pull import LivePull, Opener
+from synctv.live.rtmp.limits import RTMPLimits
 from synctv.live.rtmp.protocol import RTMP_APP
 from synctv.live.streams import LiveStream, StreamRegistry
 from synctv.store.interface import Store
@@ -67,6 +70,7 @@ class LiveHub(Service):
         pull: PullSettings = PullSettings(),
         rtmp_public_url: str | None = None,
         rtmp_port: int | None = None,
+        rtmp_limits: RTMPLimits = RTMPLimits(),
     ) -> None:
         self.store = store
         self.clock = clock
@@ -79,6 +83,7 @@ class LiveHub(Service):
         self.pull_settings = pull
         self.rtmp_public_url = rtmp_public_url
         self.rtmp_port = rtmp_port
+        self.rtmp_limits = rtmp_limits
         self.pulls: dict[tuple[str, str], LivePull] = {}
         self._heartbeat: IDelayedCall | None = None
         self.last_release: Deferred[Any] | None = None  # the latest publisher-record release

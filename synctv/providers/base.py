@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -103,6 +103,13 @@ class PlaybackInfo:
     live infos name a route of this server (``signer="live"``, ``synctv.live.links``); the
     signer binds the URL to the viewer and an expiry. ``Actions.playback_results`` applies it,
     and drops the info when that signer is not running on this server.
+
+    ``hidden_params`` (never sent either) names query parameters that carry an upstream
+    credential (Emby's ``api_key``): the proxy removes them from every URL it finds in the
+    upstream's playlists before it puts such a URL in a signed link, and authenticates with
+    ``headers`` instead. ``document`` is a manifest the provider made itself (a DASH MPD of
+    Bilibili's separate video and audio tracks): the proxy serves it, with its ``BaseURL``s
+    turned into signed links, instead of fetching ``url``.
     """
 
     mode: str
@@ -113,6 +120,8 @@ class PlaybackInfo:
     expires_at: int | None = None  # server-time ms after which ``url`` stops working
     metadata: Mapping[str, Any] = attrs.field(factory=dict)
     signer: str | None = None
+    hidden_params: frozenset[str] = frozenset()
+    document: str | None = attrs.field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -157,6 +166,34 @@ class Provider(Protocol):
         """Every way to play ``media`` that fits ``profile``, best first."""
 
 
+@attrs.frozen
+class ItemDescription:
+    """What a catalog provider says about an item it adds; ``provider_data`` is stored with it."""
+
+    url: str
+    title: str
+    provider_data: Mapping[str, Any]
+    duration: float | None = None
+    subtitles: tuple[Subtitle, ...] = ()
+
+
+@runtime_checkable
+class CatalogProvider(Protocol):
+    """A provider whose items come from a library (Alist, Emby, Jellyfin, Bilibili): it says
+    itself what an item is (title, duration, where it plays) from ``provider_data`` (or a URL),
+    with the adding user's own account, and lists the playable children of a folder, season or
+    series for ``POST /api/rooms/{room}/media/import``."""
+
+    name: str
+
+    def describe(self, actor: Any, url: str, provider_data: Mapping[str, Any]) -> Deferred[ItemDescription]: ...
+
+    def children(self, actor: Any, url: str, provider_data: Mapping[str, Any]) -> Deferred[list[ItemDescription]]: ...
+
+    def thumbnail(self, media: MediaItem) -> Deferred[tuple[str, bytes]]:
+        """The item's image from the provider: ``(content_type, bytes)``."""
+
+
 class ProviderRegistry:
     """Providers by name; the API's ``provider`` field names one."""
 
@@ -182,6 +219,11 @@ class ProviderRegistry:
                 field=field,
             )
         return provider
+
+    def catalog(self, name: str) -> CatalogProvider | None:
+        """The provider ``name`` when it is a catalog provider (it describes its own items)."""
+        provider = self._providers.get(name)
+        return provider if isinstance(provider, CatalogProvider) else None
 
     def names(self) -> list[str]:
         return sorted(self._providers)

@@ -4,11 +4,13 @@ A proxy request names a room and a media item in its path and carries a signed g
 query (``synctv.proxy.links``). :meth:`MediaAccess.resolve` answers 404 for an unknown room or
 item (before looking at the signature, like every route), 403 for a missing, forged or expired
 signature, and 403 when the signed user is gone or no longer a member of the room (site admins
-see every room; ``Actions.access_by_grant``, the same check as every route). It then asks the item's provider how to proxy it (a ``proxy`` PlaybackInfo for a
-``modes=proxy`` profile): the upstream URL and headers always come from the provider, never from
-the client.
+see every room; ``Actions.access_by_grant``, the same check as every route). It then asks the item's
+provider how to proxy it: the PlaybackInfo of the URL's mode (``proxy``, or what the signed
+``m=`` names, e.g. ``hls`` for an Emby transcode) whose ``signer`` is ``proxy``. The upstream URL
+and headers always come from the provider, never from the client.
 
-Successful resolutions are remembered for ``ttl_s`` seconds per (room, item, user), so a player's
+Successful resolutions are remembered for ``ttl_s`` seconds per (room, item, user, mode) -- less
+when the provider's upstream URL expires sooner (its ``expires_at``) -- so a player's
 many range requests cost no database round trips; a membership removed or an item deleted is
 noticed within that time.
 """
@@ -31,7 +33,8 @@ from synctv.proxy.service import Upstream
 
 TTL_S = 5.0
 MAX_ENTRIES = 4096
-_PROXY_PROFILE = ClientProfile(modes=frozenset({"proxy"}))
+PROXIED_MODES = frozenset({"proxy", "hls"})  # modes a provider may hand to the proxy (``m=``)
+EXPIRY_MARGIN_MS = 30_000
 
 
 @attrs.frozen
@@ -43,19 +46,27 @@ class ProxyTarget:
     info: PlaybackInfo
 
 
+def _expiring(info: PlaybackInfo, now_ms: int) -> bool:
+    """Whether the upstream URL of a provider's info expires within ``EXPIRY_MARGIN_MS`` (then it
+    is asked for again rather than reused)."""
+    return info.expires_at is not None and now_ms >= info.expires_at - EXPIRY_MARGIN_MS
+
+
 def upstream_for(grant: ProxyGrant, target: ProxyTarget) -> Upstream:
     """What a grant fetches: the item, one of its subtitles, or a URI from one of its playlists."""
     info = target.info
     if grant.kind == KIND_ITEM:
-        return Upstream(info.url, dict(info.headers), playlist=info.format == "hls")
+        return Upstream(info.url, dict(info.headers), playlist=info.format == "hls" and info.document is None,
+                        hidden_params=info.hidden_params, document=info.document)
     if grant.kind == KIND_SUBTITLE:
         if grant.index >= len(info.subtitles):
             raise NotFound(f"this media item has no subtitle {grant.index}")
         subtitle = info.subtitles[grant.index]
-        return Upstream(subtitle.url, dict(subtitle.headers))
+        return Upstream(subtitle.url, dict(subtitle.headers), as_webvtt=subtitle.format == "srt")
     if grant.url is None:
         raise Forbidden("this proxy URL does not name an upstream")
-    return Upstream(grant.url, dict(info.headers), playlist=grant.kind in PLAYLIST_KINDS)
+    return Upstream(grant.url, dict(info.headers), playlist=grant.kind in PLAYLIST_KINDS,
+                    hidden_params=info.hidden_params)
 
 
 class MediaAccess:
@@ -68,13 +79,13 @@ class MediaAccess:
         self.links = links
         self.ttl_s = ttl_s
         self.clock = clock
-        self._known: OrderedDict[tuple[str, str, str], tuple[float, ProxyTarget]] = OrderedDict()
+        self._known: OrderedDict[tuple[str, str, str, str], tuple[float, ProxyTarget]] = OrderedDict()
 
     def forget(self) -> None:
         self._known.clear()
 
-    def _user_param(self, args: Mapping[Any, Sequence[Any]]) -> str:
-        values = args.get(b"u") or args.get("u") or [b""]
+    def _param(self, args: Mapping[Any, Sequence[Any]], name: str, default: str = "") -> str:
+        values = args.get(name.encode("ascii")) or args.get(name) or [default.encode("ascii")]
         value = values[0]
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
@@ -82,9 +93,12 @@ class MediaAccess:
         self, room_ref: str, media_id: str, kind: str, index: int, args: Mapping[Any, Sequence[Any]]
     ) -> tuple[ProxyGrant, Upstream]:
         now_ms = self.actions.clock()
-        key = (room_ref, media_id, self._user_param(args))
+        mode = self._param(args, "m", "proxy")
+        if mode not in PROXIED_MODES:
+            raise NotFound(f"no proxied way to play named {mode[:40]!r}")
+        key = (room_ref, media_id, self._param(args, "u"), mode)
         known = self._known.get(key)
-        if known is not None and self.clock() - known[0] < self.ttl_s:
+        if known is not None and self.clock() - known[0] < self.ttl_s and not _expiring(known[1].info, now_ms):
             target = known[1]
             grant = self.links.verify(target.room_id, media_id, kind, index, args, now_ms)
             return grant, upstream_for(grant, target)
@@ -94,8 +108,8 @@ class MediaAccess:
         provider = self.actions.providers.get(media.provider)
         if provider is None:
             raise NotFound(f"the {media.provider!r} provider is not available on this server")
-        result = await provider.playback(media, _PROXY_PROFILE, now_ms)
-        info = next((i for i in result.infos if i.mode == "proxy"), None)
+        result = await provider.playback(media, ClientProfile(modes=frozenset({mode})), now_ms)
+        info = next((i for i in result.infos if i.mode == mode and i.signer == "proxy"), None)
         if info is None:
             raise NotFound("this media item is not offered through the proxy")
         target = ProxyTarget(room.id, media, info)

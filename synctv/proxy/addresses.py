@@ -2,10 +2,16 @@
 addresses (docs/proxy.md, "Safety").
 
 :class:`CheckedEndpoint` resolves the host itself (``getaddrinfo`` in a thread, no lookup for an IP
-literal), drops every address :func:`refusal` names a reason for unless it lies in
-``allow_networks``, and connects to one of the checked addresses (TLS still verifies and sends SNI
+literal), drops every address that :func:`synctv.proxy.special.refusal` names a reason for (loopback,
+private, NAT64 or 6to4 forms of them, and every other special-purpose range, unless inside
+``allow_networks``), and connects to one of the checked addresses (TLS still verifies and sends SNI
 for the host name). There is no second lookup between the check and the connect, so a DNS answer
-that changes in between (DNS rebinding) cannot steer the connection elsewhere.
+that changes in between (DNS rebinding) cannot steer the connection elsewhere. Host names the C
+library reads as numbers (``2130706433``, ``0x7f.1``, ``017700000001``) reach ``getaddrinfo`` like
+any name and are judged by the address it returns.
+
+The media proxy's ``UpstreamClient`` and the live pull (it opens through an ``UpstreamClient``)
+both connect only through this endpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote
 
 from twisted.internet import defer, error, threads
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
@@ -23,9 +30,10 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from synctv.core.errors import BadGateway, Forbidden, GatewayTimeout
+from synctv.proxy.special import Address, Network, refusal
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+__all__ = ["Address", "AddressGuard", "AddressRefused", "CheckedEndpoint", "Network", "UpstreamError",
+           "UpstreamTimeout", "refusal", "thread_resolver"]
 Resolver = Callable[[str, int], defer.Deferred[list[str]]]
 
 CONNECT_TIMEOUT_S = 10.0
@@ -45,27 +53,6 @@ class UpstreamTimeout(GatewayTimeout):
 
 
 # -- addresses --------------------------------------------------------------------------------
-
-def refusal(address: Address, allow: Iterable[Network] = ()) -> str | None:
-    """Why the proxy must not connect to ``address`` (``None`` when it may).
-
-    Addresses inside ``allow`` are admitted whatever they are; otherwise loopback, private,
-    link-local, multicast, unspecified and other not globally routable addresses are refused.
-    An IPv4-mapped IPv6 address is judged as the IPv4 address it maps.
-    """
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if any(address.version == net.version and address in net for net in allow):
-        return None
-    for reason, flag in (("loopback", address.is_loopback), ("unspecified", address.is_unspecified),
-                         ("link-local", address.is_link_local), ("multicast", address.is_multicast),
-                         ("private", address.is_private)):
-        if flag:
-            return reason
-    if not address.is_global:
-        return "not globally routable"
-    return None
-
 
 def _getaddrinfo(host: str, port: int) -> list[str]:
     seen: list[str] = []
@@ -103,15 +90,16 @@ class AddressGuard:
             except (OSError, UnicodeError) as e:
                 raise UpstreamError(f"cannot resolve the upstream host {host[:80]!r}: {e}") from None
             candidates = [ipaddress.ip_address(n.split("%", 1)[0]) for n in names]
-        allowed = [a for a in candidates if refusal(a, self.allow_networks) is None]
+        reasons = [refusal(a, self.allow_networks) for a in candidates]
+        allowed = [a for a, reason in zip(candidates, reasons, strict=True) if reason is None]
         if not allowed:
             if not candidates:
                 raise UpstreamError(f"the upstream host {host[:80]!r} has no address")
-            first = candidates[0]
+            first, reason = candidates[0], reasons[0]
             raise AddressRefused(
-                f"the upstream {host[:80]} resolves to a {refusal(first, self.allow_networks)} address "
-                f"({first}); an operator can admit its network with [proxy] allow_networks",
-                detail={"address": str(first), "reason": refusal(first, self.allow_networks)},
+                f"the upstream {host[:80]} resolves to {first}, an address the proxy does not connect to: "
+                f"{reason}; an operator can admit its network with [proxy] allow_networks",
+                detail={"address": str(first), "reason": reason},
             )
         return allowed
 
@@ -171,7 +159,11 @@ class _CheckedEndpoints:
         scheme = uri.scheme.decode("ascii").lower()
         if scheme not in ("http", "https"):
             raise UpstreamError(f"the proxy fetches http and https URLs only, not {scheme}")
-        host = uri.host.decode("idna") if isinstance(uri.host, bytes) else uri.host
+        host = uri.host.decode("ascii", "replace") if isinstance(uri.host, bytes) else uri.host
+        if ":" in host:  # an IPv6 literal; its zone id (if any) is percent-encoded in a URI
+            host = unquote(host)
+        else:
+            host = host.encode("ascii", "replace").decode("idna")
         return CheckedEndpoint(self._reactor, self._guard, host, uri.port,
                                tls=self._tls if scheme == "https" else None, timeout_s=self._timeout_s)
 

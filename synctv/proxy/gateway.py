@@ -16,10 +16,13 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.iweb import IRequest
 
+from synctv.providers.calls import without_params
 from synctv.proxy.access import MediaAccess
 from synctv.proxy.cache import MemorySliceCache, SliceCache
+from synctv.proxy.documents import serve_manifest, serve_webvtt
 from synctv.proxy.filecache import FileSliceCache, split_runner, thread_runner
 from synctv.proxy.links import KIND_ITEM, ProxyGrant, ProxyLinks, extension, parse_index
+from synctv.proxy.media_types import mark_answer
 from synctv.proxy.relay import serve_playlist
 from synctv.proxy.service import SliceService
 from synctv.proxy.upstream import UpstreamClient
@@ -49,14 +52,23 @@ class MediaProxy(Service):
         return Deferred.fromCoroutine(self.close())
 
     async def serve(self, request: IRequest, room: str, media: str, kind: str = KIND_ITEM, index: str = "0") -> None:
-        """Answer a proxy request (GET or HEAD) for the item, a subtitle or a playlist URI."""
+        """Answer a proxy request (GET or HEAD) for the item, a subtitle or a playlist URI. Every
+        answer, errors included, carries ``synctv.proxy.media_types.ANSWER_HEADERS``."""
+        mark_answer(request)
         grant, upstream = await self.access.resolve(room, media, kind, parse_index(index), request.args)
-        if upstream.playlist:
-            def rewrite(url: str, uri_kind: str, i: int) -> str:
-                derived = ProxyGrant(grant.room_id, grant.media_id, grant.user_id, grant.expires_ms, uri_kind, i, url)
-                return self.links.path_for(derived, extension(url))
 
+        def rewrite(url: str, uri_kind: str, i: int) -> str:
+            url = without_params(url, upstream.hidden_params)  # a credential never goes into a link
+            derived = ProxyGrant(grant.room_id, grant.media_id, grant.user_id, grant.expires_ms, uri_kind, i, url,
+                                 grant.mode)
+            return self.links.path_for(derived, extension(url))
+
+        if upstream.document is not None:
+            serve_manifest(request, upstream.document, rewrite)
+        elif upstream.playlist:
             await serve_playlist(request, self.client, upstream.url, dict(upstream.headers), rewrite)
+        elif upstream.as_webvtt:
+            await serve_webvtt(request, self.client, upstream.url, dict(upstream.headers))
         else:
             await self.service.serve(request, upstream)
 

@@ -3,7 +3,9 @@
 A proxy URL is bound to a room, a media item, a user and an expiry (server-time ms), plus what
 it names inside the item:
 
-- ``/api/rooms/{room}/media/{media}/proxy?u=USER&e=EXPIRES&s=SIG`` -- the item itself;
+- ``/api/rooms/{room}/media/{media}/proxy?u=USER&e=EXPIRES&s=SIG`` -- the item itself (with
+  ``m=MODE`` when the item has more than one proxied way to play, e.g. ``m=hls`` for an Emby
+  transcode beside its direct stream; the mode picks which of the provider's infos is relayed);
 - ``/api/rooms/{room}/media/{media}/proxy/subtitle/{i}.vtt?u=&e=&s=`` -- subtitle ``i`` of the
   provider's proxy PlaybackInfo, fetched with that subtitle's own headers;
 - ``/api/rooms/{room}/media/{media}/proxy/{kind}/{i}.ts?u=&e=&r=UPSTREAM&s=`` -- a URI found in an
@@ -58,6 +60,7 @@ class ProxyGrant:
     kind: str
     index: int
     url: str | None = None
+    mode: str = "proxy"  # which of the item's proxied PlaybackInfos (the mode a provider gave it)
 
 
 def extension(url: str) -> str:
@@ -112,14 +115,19 @@ class ProxyLinks:
 
     @staticmethod
     def _message(grant: ProxyGrant) -> str:
-        return "\n".join([_VERSION, grant.room_id, grant.media_id, grant.user_id, str(grant.expires_ms),
-                          grant.kind, str(grant.index), grant.url or ""])
+        fields = [_VERSION, grant.room_id, grant.media_id, grant.user_id, str(grant.expires_ms), grant.kind,
+                  str(grant.index), grant.url or ""]
+        if grant.mode != "proxy":
+            fields.append(grant.mode)
+        return "\n".join(fields)
 
     def path_for(self, grant: ProxyGrant, ext: str = "") -> str:
         """The path and query of the URL carrying ``grant``."""
         query = [("u", grant.user_id), ("e", str(grant.expires_ms))]
         if grant.url is not None:
             query.append(("r", grant.url))
+        if grant.mode != "proxy":
+            query.append(("m", grant.mode))
         query.append(("s", auth.sign(self._secret, self._message(grant))))
         path = self.base_path(grant.room_id, grant.media_id)
         if grant.kind != KIND_ITEM:
@@ -132,11 +140,12 @@ class ProxyLinks:
         """The grant of a request's query ``args``; ``Forbidden`` if it is unsigned, forged or expired."""
         user, expires, sig = _first(args, "u"), _first(args, "e"), _first(args, "s")
         url = _first(args, "r")
+        mode = _first(args, "m") or "proxy"
         if not user or not expires or not sig or not expires.isdigit() or len(expires) > 16:
             raise Forbidden("this proxy URL is not signed; use the URL from the playback info")
         if kind != KIND_ITEM and kind not in RESOURCE_KINDS:
             raise NotFound(f"no proxied resource kind {kind[:40]!r}")
-        grant = ProxyGrant(room_id, media_id, user, int(expires), kind, index, url)
+        grant = ProxyGrant(room_id, media_id, user, int(expires), kind, index, url, mode)
         if not auth.check_signature(self._secret, self._message(grant), sig):
             raise Forbidden("the proxy URL's signature does not match; use the URL from the playback info")
         if grant.expires_ms <= now_ms:
@@ -147,16 +156,18 @@ class ProxyLinks:
                   now_ms: int) -> PlaybackInfo:
         """A provider's ``proxy`` info (naming the *upstream* URL, headers and subtitles) as the
         viewer ``user_id`` gets it: the URL becomes the signed proxy URL, the headers go (the
-        server sends them upstream) and each subtitle becomes a proxied subtitle URL."""
+        server sends them upstream) and each subtitle becomes a proxied subtitle URL (an SRT one
+        is served as WebVTT: ``synctv.proxy.documents``)."""
         expires = now_ms + self.ttl_ms
-        main = ProxyGrant(room_id, media_id, user_id, expires, KIND_ITEM, 0)
+        main = ProxyGrant(room_id, media_id, user_id, expires, KIND_ITEM, 0, mode=info.mode)
         subtitles = tuple(
-            Subtitle(name=s.name, format=s.format, headers={}, url=self.public_url + self.path_for(
-                attrs.evolve(main, kind=KIND_SUBTITLE, index=i), extension(s.url)))
+            Subtitle(name=s.name, format="vtt" if s.format == "srt" else s.format, headers={},
+                     url=self.public_url + self.path_for(attrs.evolve(main, kind=KIND_SUBTITLE, index=i),
+                                                         ".vtt" if s.format == "srt" else extension(s.url)))
             for i, s in enumerate(info.subtitles)
         )
         return attrs.evolve(info, url=self.public_url + self.path_for(main), headers={}, subtitles=subtitles,
-                            expires_at=expires, signer=None)
+                            expires_at=expires, signer=None, hidden_params=frozenset(), document=None)
 
     def sign_result(self, result: PlaybackResult, *, room_id: str, user_id: str, now_ms: int) -> PlaybackResult:
         """``result`` with every ``proxy`` info signed for ``user_id`` (``sign_info``)."""

@@ -5,7 +5,8 @@ client's transport pauses and resumes it, and it pauses and resumes the upstream
 (pass-through) or tells the slice loop to wait before the next slice (``writable``).
 
 Pass-through is for upstreams that do not honour ``Range``: their answer is relayed as it is
-(status, length and the entity headers), streamed, never cached, marked ``X-Cache: BYPASS``.
+(status, length and the entity headers; the type only as ``synctv.proxy.media_types`` admits it),
+streamed, never cached, marked ``X-Cache: BYPASS``.
 Playlists are fetched whole (they are small; a cap guards the size), rewritten so every URI is a
 signed proxy URL, and answered with ``Cache-Control: no-store`` (live playlists change).
 """
@@ -20,11 +21,12 @@ from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
 from synctv.proxy.m3u8 import rewrite_playlist
+from synctv.proxy.media_types import answer_type
 from synctv.proxy.upstream import UpstreamClient, UpstreamError, UpstreamResponse, upstream_headers
 
 MAX_PLAYLIST_BYTES = 8 << 20
 PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
-_PASSED_HEADERS = ("content-type", "content-range", "accept-ranges", "etag", "last-modified")
+_PASSED_HEADERS = ("content-range", "accept-ranges", "etag", "last-modified")
 
 
 def header(request: IRequest, name: bytes) -> str | None:
@@ -130,6 +132,7 @@ async def pass_through(
         response.discard()
         raise UpstreamError(f"the upstream answered {response.code}", detail={"upstream_status": response.code})
     request.setResponseCode(response.code)
+    request.setHeader(b"Content-Type", answer_type(response.header("content-type"), url).encode("ascii"))
     for name in _PASSED_HEADERS:
         value = response.header(name)
         if value is not None:

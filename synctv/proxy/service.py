@@ -24,13 +24,10 @@ For one request (:meth:`SliceService.serve`):
 
 from __future__ import annotations
 
-import mimetypes
-import posixpath
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import attrs
 from twisted.internet import defer
@@ -40,6 +37,7 @@ from twisted.web.iweb import IRequest
 
 from synctv.proxy.cache import Collapser, SliceCache, Validators, validators_match
 from synctv.proxy.flights import Holds, SliceFlight, SliceHead
+from synctv.proxy.media_types import answer_type
 from synctv.proxy.ranges import (
     ByteRange,
     RangeNotSatisfiable,
@@ -72,6 +70,9 @@ class Upstream:
     url: str
     headers: Mapping[str, str] = attrs.field(factory=dict)
     playlist: bool = False
+    hidden_params: frozenset[str] = frozenset()  # PlaybackInfo.hidden_params: removed from playlist URIs
+    document: str | None = attrs.field(default=None, repr=False)  # a provider-made manifest (DASH MPD)
+    as_webvtt: bool = False  # an SRT subtitle, served converted to WebVTT
 
     @property
     def resource(self) -> str:
@@ -124,14 +125,6 @@ def _clear_entity_headers(request: IRequest) -> None:
     for name in (b"content-length", b"content-range", b"content-type", b"accept-ranges", b"etag",
                  b"last-modified", b"x-cache"):
         request.responseHeaders.removeHeader(name)
-
-
-def guess_type(url: str) -> str:
-    try:
-        path = unquote(urlsplit(url).path)
-    except ValueError:
-        return "application/octet-stream"
-    return mimetypes.guess_type(posixpath.basename(path))[0] or "application/octet-stream"
 
 
 class SliceService:
@@ -283,8 +276,8 @@ class SliceService:
         request.setHeader(b"Accept-Ranges", b"bytes")
         if plan.status == 206:
             request.setHeader(b"Content-Range", f"bytes {plan.first}-{plan.last}/{plan.total}".encode("ascii"))
-        content_type = self._content_types.get(resource) or guess_type(upstream.url)
-        request.setHeader(b"Content-Type", content_type.encode("latin-1"))
+        content_type = answer_type(self._content_types.get(resource), upstream.url)
+        request.setHeader(b"Content-Type", content_type.encode("ascii"))
         for name, value in ((b"ETag", plan.validators.etag), (b"Last-Modified", plan.validators.last_modified)):
             if value is not None:
                 request.setHeader(name, value.encode("latin-1"))

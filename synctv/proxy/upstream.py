@@ -1,4 +1,4 @@
-"""Upstream fetches of the media proxy: treq over an agent that checks where it connects.
+"""Upstream fetches of the media proxy: a redirect-following Agent that checks where it connects.
 
 :class:`UpstreamClient` opens one upstream request and hands back an :class:`UpstreamResponse`
 whose body is streamed (never buffered whole) to a callback, with pause/resume for back-pressure
@@ -18,9 +18,13 @@ Safety (docs/proxy.md):
   until its body ends or is dropped); the status line plus headers of an answer may not exceed
   ``max_header_bytes`` (checked line by line while parsing, so an endless header section is cut
   off early); connect, answer (headers) and idle-body timeouts.
-- **No shared client state.** Cookies an upstream sets are never kept (one user's session must
-  not leak into another's request); ``Accept-Encoding: identity`` is always sent, so byte
-  positions are the upstream representation's own and treq never decompresses.
+- **No shared client state.** Cookies an upstream sets are never kept (no cookie agent: one
+  user's session must not leak into another's request); ``Accept-Encoding: identity`` is always
+  sent and nothing is decompressed, so byte positions are the upstream representation's own.
+- **URLs.** :func:`request_uri` turns the item's URL into the request target: hyperlink's
+  IRI-to-URI conversion (percent-encoding, IDNA host names), except for IPv6 literal hosts,
+  which hyperlink would IDNA-encode and fail on (python-hyper/hyperlink#68); a URL that cannot
+  be encoded is a 502, never a traceback.
 
 Errors: :class:`AddressRefused` (403 ``forbidden``), :class:`UpstreamError` (502
 ``bad_gateway``), :class:`UpstreamTimeout` (504 ``gateway_timeout``); cancelling passes through
@@ -29,30 +33,30 @@ as ``CancelledError``.
 
 from __future__ import annotations
 
-import functools
+import io
 from collections.abc import Callable, Iterable, Mapping
-from http.cookiejar import CookieJar
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
-import treq.client
+from hyperlink import EncodedURL
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web._newclient import HEADER, STATUS, HTTP11ClientProtocol
 from twisted.web.client import (
     Agent,
+    FileBodyProducer,
     HTTPConnectionPool,
     PotentialDataLoss,
+    RedirectAgent,
     ResponseDone,
-    _HTTP11ClientFactory,
 )
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
+from synctv.compat.twisted import cap_response_headers
 from synctv.proxy.addresses import (
     CONNECT_TIMEOUT_S,
     AddressGuard,
@@ -85,47 +89,9 @@ class HeadersTooLarge(Exception):
 
 # -- the HTTP client --------------------------------------------------------------------------
 
-def _cap_header_section(parser: Any, limit: int) -> None:
-    """Make ``parser`` raise once its status line and headers exceed ``limit`` bytes."""
-    parser.MAX_LENGTH = limit  # one line longer than this drops the connection
-    original = parser.lineReceived
-    seen = 0
-
-    def line_received(line: bytes) -> Any:
-        nonlocal seen
-        if parser.state in (STATUS, HEADER):
-            seen += len(line) + 1
-            if seen > limit:
-                raise HeadersTooLarge(limit)
-        return original(line)
-
-    parser.lineReceived = line_received
-
-
-class _CappedProtocol(HTTP11ClientProtocol):
-    max_header_bytes = MAX_HEADER_BYTES
-
-    def request(self, request: Any) -> defer.Deferred[Any]:
-        d = super().request(request)
-        if self._parser is not None:
-            _cap_header_section(self._parser, self.max_header_bytes)
-        return d
-
-
-class _CappedFactory(_HTTP11ClientFactory):
-    def __init__(self, quiescentCallback: Any, metadata: Any, *, max_header_bytes: int) -> None:
-        super().__init__(quiescentCallback, metadata)
-        self._max_header_bytes = max_header_bytes
-
-    def buildProtocol(self, addr: Any) -> HTTP11ClientProtocol:
-        protocol = _CappedProtocol(self._quiescentCallback)
-        protocol.max_header_bytes = self._max_header_bytes
-        return protocol
-
-
 @implementer(IAgent)
 class _IdentityAgent:
-    """Sends ``Accept-Encoding: identity`` whatever a wrapper added (treq adds gzip)."""
+    """Sends ``Accept-Encoding: identity`` whatever a wrapper added."""
 
     def __init__(self, agent: IAgent) -> None:
         self._agent = agent
@@ -136,16 +102,6 @@ class _IdentityAgent:
         return self._agent.request(method, uri, headers, bodyProducer)
 
 
-class _NoCookies(CookieJar):
-    """A cookie jar that keeps nothing."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def set_cookie(self, cookie: Any) -> None:
-        return None
-
-
 def upstream_headers(provider_headers: Mapping[str, str], extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The request headers of an upstream fetch: the provider's (minus the ones the proxy controls),
     a default ``User-Agent``, then ``extra`` (``Range``, ``If-Range``)."""
@@ -154,6 +110,23 @@ def upstream_headers(provider_headers: Mapping[str, str], extra: Mapping[str, st
         out["User-Agent"] = USER_AGENT
     out.update(extra or {})
     return out
+
+
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+
+def request_uri(url: str) -> bytes:
+    """The absolute URI to request for ``url`` (see the module docstring, "URLs")."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:  # an IPv6 literal: keep the authority as written, encode path and query
+            path, query = quote(parts.path or "/", safe=_PATH_SAFE), quote(parts.query, safe=_QUERY_SAFE)
+            return urlunsplit((parts.scheme, parts.netloc, path, query, "")).encode("ascii")
+        return EncodedURL.from_text(url).to_uri().to_text().encode("ascii")
+    except (ValueError, UnicodeError) as e:  # hyperlink's URLParseError and idna's errors included
+        raise UpstreamError(f"the upstream URL cannot be requested: {str(e)[:120]}") from None
 
 
 def _explain(failure: Failure, url: str) -> Failure:
@@ -346,10 +319,10 @@ class UpstreamClient:
         self.pool = HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = min(max_connections, 16)
         self.pool.cachedConnectionTimeout = 60
-        self.pool._factory = functools.partial(_CappedFactory, max_header_bytes=max_header_bytes)
+        cap_response_headers(self.pool, max_header_bytes, HeadersTooLarge)
         agent = Agent.usingEndpointFactory(reactor, _CheckedEndpoints(reactor, self.guard, connect_timeout_s),
                                            pool=self.pool)
-        self._http = treq.client.HTTPClient(_IdentityAgent(agent), cookiejar=_NoCookies())
+        self._agent = RedirectAgent(_IdentityAgent(agent))
         self.requests = 0
 
     @property
@@ -357,15 +330,20 @@ class UpstreamClient:
         """Upstream requests holding a slot now."""
         return self.max_connections - self._slots.tokens
 
-    def open(self, method: str, url: str, headers: Mapping[str, str]) -> defer.Deferred[UpstreamResponse]:
-        """Send one request; fires with the answer once its headers arrived, whatever its status."""
-        return defer.Deferred.fromCoroutine(self._open(method, url, headers))
+    def open(self, method: str, url: str, headers: Mapping[str, str],
+             body: bytes | None = None) -> defer.Deferred[UpstreamResponse]:
+        """Send one request (with ``body``, for the providers' API calls); fires with the answer
+        once its headers arrived, whatever its status."""
+        return defer.Deferred.fromCoroutine(self._open(method, url, headers, body))
 
-    async def _open(self, method: str, url: str, headers: Mapping[str, str]) -> UpstreamResponse:
+    async def _open(self, method: str, url: str, headers: Mapping[str, str],
+                    body: bytes | None = None) -> UpstreamResponse:
         await self._slots.acquire()
         try:
             self.requests += 1
-            d = self._http.request(method, url, headers=dict(headers), unbuffered=True, reactor=self.reactor)
+            producer = None if body is None else FileBodyProducer(io.BytesIO(body))
+            d = self._agent.request(method.encode("ascii"), request_uri(url),
+                                    Headers({name: [value] for name, value in headers.items()}), producer)
             expired: list[bool] = []
 
             def expire() -> None:

@@ -31,6 +31,8 @@ from twisted.web.http import RESPONSES
 from zope.interface import implementer
 
 from synctv.api.errors import encode_json, error_body, status_for
+from synctv.compat.autobahn import compresses
+from synctv.compat.twisted import write_buffer_empty
 from synctv.core.errors import DomainError, Unavailable
 from synctv.core.realtime import RealtimeLimits
 from synctv.realtime.auth import ConnectionAuthorizer, Principal, choose_subprotocol, token_from_request
@@ -83,8 +85,7 @@ def write_now(transport: Any, data: bytes) -> None:
     """
     if (
         type(transport) is tcp.Server
-        and not transport.dataBuffer
-        and not transport._tempDataBuffer
+        and write_buffer_empty(transport)
         and not transport.disconnecting
         and not transport.disconnected
     ):
@@ -229,7 +230,7 @@ class RoomProtocol(WebSocketServerProtocol):
             self.send_payload(frame)
         elif self._writable():
             data = frame.payloadHybi  # the frame, encoded and framed once for every connection
-            if self._perMessageCompress is not None:  # never negotiated by this server; kept correct
+            if compresses(self):  # never negotiated by this server; kept correct
                 self.sendPreparedMessage(frame)
             else:
                 write_now(self.transport, data)

@@ -19,13 +19,19 @@ the realtime layer itself, each with ``room_id``:
 - ``{"type": "viewers", "node", "viewers"}`` and ``{"type": "wait", "wait"}`` -- readiness,
   telemetry and the room's wait, handled by ``synctv.realtime.viewers.RoomViewers``; ``room``
   (settings changed) reaches it too.
+
+Expiring playback: after resolving ``playback`` results the session arms a timer for the
+earliest ``expires_at`` they carry (an upstream URL's expiry, or a signed proxy URL's) minus
+``EXPIRY_MARGIN_MS``, and then pushes fresh results to every observer, so nobody's player is
+left with a dead URL. ``feeds`` (e.g. ``synctv.providers.danmaku.DanmakuFeeds``) are told every
+playback state and send their own messages to the room's ``chat`` observers on this node.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -45,9 +51,23 @@ from synctv.realtime.viewers import RoomViewers
 
 PRESENCE_DELAY_S = 0.05  # presence changes within this delay go out as one announcement
 SEEN_IDS = 512  # chat/danmaku ids remembered to drop a message delivered twice
+EXPIRY_MARGIN_MS = 60_000  # fresh playback results go out this long before the old ones expire
+MIN_REFRESH_S = 5.0
 
 Prepare = Callable[[bytes], Any]
 CallLater = Callable[[float, Callable[[], None]], Any]
+
+
+class RoomFeed(Protocol):
+    """Something that follows a room's playback on this node (``RoomSession(feeds=...)``)."""
+
+    def state_changed(self, state: dict[str, Any]) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+#: Makes a room's feed: ``(room_id, emit, call_later)``; ``emit(message)`` sends to ``chat`` observers.
+FeedFactory = Callable[[str, Callable[[dict[str, Any]], None], CallLater], RoomFeed]
 
 
 class RoomSession:
@@ -57,7 +77,7 @@ class RoomSession:
 
     def __init__(
         self, *, room_id: str, node_id: str, actions: Actions, bus: Bus, clock: Clock, limits: RealtimeLimits,
-        prepare: Prepare, call_later: CallLater,
+        prepare: Prepare, call_later: CallLater, feeds: Sequence[FeedFactory] = (),
     ) -> None:
         self.room_id = room_id
         self.node_id = node_id
@@ -77,18 +97,31 @@ class RoomSession:
         self._rereading = False
         self.rereading: Deferred[None] | None = None  # the re-read in flight, for tests
         self._selected_item: dict[str, Any] | None = None
+        self._feed_factories = tuple(feeds)
+        self._feeds: list[RoomFeed] = []
+        self._expiry_call: Any = None
+        self._expiry_at: int | None = None
         self.viewers = RoomViewers(self)  # readiness, telemetry and the wait (synctv.realtime.viewers)
 
     # -- life -----------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._unsubscribe = self.bus.subscribe(room_channel(self.room_id), self.on_bus)
+        self._feeds = [make(self.room_id, self._emit_feed, self.call_later) for make in self._feed_factories]
+        if self._feeds:
+            self.read_state().addCallbacks(
+                lambda state: self._notify_feeds(state.to_json()),
+                lambda f: self.log.failure("room {room_id}: reading the state for its feeds", f, room_id=self.room_id))
 
     def stop(self) -> None:
         """The last connection left: stop listening and tell the other nodes nobody is here."""
         if self._presence_call is not None and self._presence_call.active():
             self._presence_call.cancel()
         self._presence_call = None
+        self._cancel_expiry()
+        for feed in self._feeds:
+            feed.stop()
+        self._feeds = []
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -314,7 +347,36 @@ class RoomSession:
         if item is None:
             return [None] * len(viewers)
         self._selected_item = item.to_json()
-        return [result.to_json() for result in await self.actions.playback_results(item, viewers)]
+        results = await self.actions.playback_results(item, viewers)
+        self._note_expiry(min((info.expires_at for result in results for info in result.infos
+                               if info.expires_at is not None), default=None))
+        return [result.to_json() for result in results]
+
+    def _note_expiry(self, expires_at: int | None) -> None:
+        """Arm the refresh for ``expires_at`` unless one is armed for an earlier time."""
+        if expires_at is None or self._unsubscribe is None:
+            return
+        if self._expiry_call is not None and self._expiry_call.active() and self._expiry_at is not None \
+                and self._expiry_at <= expires_at:
+            return
+        self._cancel_expiry()
+        delay = max(MIN_REFRESH_S, (expires_at - EXPIRY_MARGIN_MS - self.clock()) / 1000.0)
+        self._expiry_at = expires_at
+        self._expiry_call = self.call_later(delay, self._refresh_expiring)
+
+    def _cancel_expiry(self) -> None:
+        if self._expiry_call is not None and self._expiry_call.active():
+            self._expiry_call.cancel()
+        self._expiry_call = self._expiry_at = None
+
+    def _refresh_expiring(self) -> None:
+        """The results last sent are about to expire: push fresh ones to every observer."""
+        self._expiry_call = self._expiry_at = None
+        if not self._observers("playback"):
+            return
+        self.read_state().addCallbacks(
+            lambda state: self._refresh_playback(state.to_json(), force=True),
+            lambda f: self.log.failure("room {room_id}: refreshing expiring playback", f, room_id=self.room_id))
 
     async def resolve_playback(self, conn: ConnectionSession) -> tuple[int, str | None, Any]:
         """``(version, media_id, result JSON or None)`` for the current state and ``conn``."""
@@ -325,6 +387,7 @@ class RoomSession:
     def _refresh_playback(self, state: dict[str, Any], *, force: bool = False) -> None:
         """Push a new ``playback`` result to observers whose selected media is not ``state``'s
         (``force``: to every observer, the item itself changed)."""
+        self._notify_feeds(state)
         version, media_id = state["version"], state.get("media_id")
         stale = [
             c for c in self._observers("playback")
@@ -361,15 +424,27 @@ class RoomSession:
             self._selected_item = current
             self._refresh_playback(state.to_json(), force=True)
 
+    # -- feeds ----------------------------------------------------------------------------------
+
+    def _notify_feeds(self, state: dict[str, Any]) -> None:
+        for feed in self._feeds:
+            try:
+                feed.state_changed(state)
+            except Exception:
+                self.log.failure("room {room_id}: a feed failed on a playback change", room_id=self.room_id)
+
+    def _emit_feed(self, message: dict[str, Any]) -> None:
+        self.broadcast(message, self._observers("chat"))
+
     # -- members --------------------------------------------------------------------------------
 
     async def _member_changed(self, user_id: str, conns: list[ConnectionSession]) -> None:
-        self._apply_member(await self.actions.store.get_member(self.room_id, user_id), conns)
+        self._apply_member(await self.actions.member_of(self.room_id, conns[0].principal.user), conns)
 
     def _apply_member(self, member: Member | None, conns: list[ConnectionSession]) -> None:
         """Removed members are closed (4001); others act with their new role and permissions."""
         for conn in conns:
-            if member is None and not permissions.is_site_admin(conn.principal.user.role):
+            if not permissions.may_enter(conn.principal.user.role, member.permissions if member else None):
                 conn.close(CLOSE_REMOVED, "removed from the room")
             else:
                 conn.principal = attrs.evolve(conn.principal, member=member)

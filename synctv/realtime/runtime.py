@@ -29,7 +29,7 @@ from synctv.core.clock import Clock
 from synctv.core.errors import RateLimited, Unavailable
 from synctv.core.realtime import RealtimeLimits
 from synctv.realtime.auth import Principal
-from synctv.realtime.room import Prepare, RoomSession
+from synctv.realtime.room import FeedFactory, Prepare, RoomSession
 from synctv.realtime.session import CLOSE_GOING_AWAY, ConnectionSession, Sink
 
 
@@ -63,6 +63,7 @@ class ConnectionRuntime(Service):
     def __init__(
         self, *, actions: Actions, limits: RealtimeLimits, scheduler: IReactorTime, bus: Bus | None = None,
         clock: Clock | None = None, node_id: str | None = None, prepare: Prepare | None = None,
+        feeds: Sequence[FeedFactory] = (),
         ice_servers: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.actions = actions
@@ -72,6 +73,7 @@ class ConnectionRuntime(Service):
         self.clock = clock if clock is not None else actions.clock
         self.node_id = node_id or new_node_id()
         self.prepare: Prepare = prepare if prepare is not None else (lambda payload: payload)
+        self.feeds = tuple(feeds)  # each room session's feeds (synctv.providers.danmaku)
         # sent in every welcome: the ICE servers of [webrtc] ice_servers, for voice (docs/realtime.md)
         self.welcome_extra = {"webrtc": {"ice_servers": [dict(server) for server in ice_servers]}}
         self.rooms: dict[str, RoomSession] = {}
@@ -108,6 +110,7 @@ class ConnectionRuntime(Service):
             room = RoomSession(
                 room_id=slot.room_id, node_id=self.node_id, actions=self.actions, bus=self.bus,
                 clock=self.clock, limits=self.limits, prepare=self._prepare, call_later=self._call_later,
+                feeds=self.feeds,
             )
             self.rooms[slot.room_id] = room
             room.start()

@@ -7,10 +7,11 @@ from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
 
+from synctv.core.accounts import ProviderAccount
 from synctv.core.displays import Display, DisplayEvent, Video
 from synctv.core.live import PublisherRecord, StreamKey
 from synctv.core.models import MediaItem, Member, PlaybackState, Room, User
-from synctv.store import display_sql, sql
+from synctv.store import account_sql, display_sql, sql
 from synctv.store.interface import UNSET
 from synctv.store.statements import Interaction
 
@@ -204,3 +205,20 @@ class SQLStore:
 
     def list_upload_media(self) -> Deferred[list[tuple[str, str, str]]]:
         return self._run(display_sql.list_upload_media)
+
+    # -- provider accounts (synctv.store.account_sql) -------------------------------------------------
+
+    def create_provider_account(self, account: ProviderAccount) -> Deferred[ProviderAccount]:
+        return self._run(account_sql.create_provider_account, account)
+
+    def get_provider_account(self, account_id: str) -> Deferred[ProviderAccount | None]:
+        return self._run(account_sql.get_provider_account, account_id)
+
+    def list_provider_accounts(self, user_id: str) -> Deferred[list[ProviderAccount]]:
+        return self._run(account_sql.list_provider_accounts, user_id)
+
+    def update_provider_account(self, account_id: str, **fields: Any) -> Deferred[ProviderAccount | None]:
+        return self._run(account_sql.update_provider_account, account_id, fields)
+
+    def delete_provider_account(self, account_id: str, user_id: str) -> Deferred[bool]:
+        return self._run(account_sql.delete_provider_account, account_id, user_id)

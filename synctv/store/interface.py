@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 
+from synctv.core.accounts import ProviderAccount
 from synctv.core.displays import Display, DisplayEvent, Video
 from synctv.core.live import PublisherRecord, StreamKey
 from synctv.core.models import MediaItem, Member, PlaybackState, Room, User
@@ -125,5 +126,16 @@ class Store(Protocol):
     def delete_video(self, video_id: str) -> Deferred[bool]: ...
     def list_upload_media(self) -> Deferred[list[tuple[str, str, str]]]:
         """``(room_id, media_id, url)`` of every media item with provider ``upload``."""
+
+    # provider accounts (synctv.store.account_sql); credentials and session are sealed blobs
+    def create_provider_account(self, account: ProviderAccount) -> Deferred[ProviderAccount]:
+        """NotFound when the user does not exist."""
+    def get_provider_account(self, account_id: str) -> Deferred[ProviderAccount | None]: ...
+    def list_provider_accounts(self, user_id: str) -> Deferred[list[ProviderAccount]]:
+        """The user's accounts, oldest first."""
+    def update_provider_account(self, account_id: str, **fields: Any) -> Deferred[ProviderAccount | None]:
+        """Fields: username, credentials, session, status, share_direct, updated_at."""
+    def delete_provider_account(self, account_id: str, user_id: str) -> Deferred[bool]:
+        """Delete the account if ``user_id`` owns it."""
 
     def close(self) -> Deferred[None]: ...

@@ -22,8 +22,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from txpostgres.reconnection import ConnectionDead, DeadConnectionDetector
 from txpostgres.retrying import simpleBackoffIterator
-from txpostgres.txpostgres import AlreadyConnected, Connection, ConnectionPool, RollbackFailed
+from txpostgres.txpostgres import AlreadyConnected, Connection, RollbackFailed
 
+from synctv.compat.txpostgres import (
+    TransactionConnection,
+    TransactionPool,
+    connection_open,
+    psycopg_connection,
+)
 from synctv.core.errors import BadRequest, Unavailable
 from synctv.store.base import SQLStore
 from synctv.store.statements import IntegrityViolation, Interaction, Result
@@ -109,7 +115,7 @@ class _Detector(DeadConnectionDetector):
         if f.check(psycopg2.InterfaceError, RollbackFailed, ConnectionDead):
             return True
         if f.check(psycopg2.OperationalError):
-            conn = getattr(self.reconnectable, "_connection", None)
+            conn = psycopg_connection(self.reconnectable)
             code = getattr(f.value, "pgcode", None)
             return conn is None or bool(conn.closed) or code is None or code.startswith(("08", "57P"))
         return False
@@ -152,7 +158,7 @@ class _Detector(DeadConnectionDetector):
         self._pending = None
 
 
-class _Connection(Connection):
+class _Connection(TransactionConnection):
     """txpostgres' connection, made quiet about losing the server: a broken socket is reported to
     the detector as a connection loss instead of being logged as an unhandled error."""
 
@@ -162,7 +168,7 @@ class _Connection(Connection):
         except psycopg2.Error as e:
             return e  # the reactor then calls connectionLost(Failure(e)), which the detector sees
 
-    def _runInteraction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+    def run_transaction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
         cursor = self.cursor()
         d = cursor.execute("begin")
         d.addCallback(interaction, *args, **kwargs)
@@ -171,7 +177,7 @@ class _Connection(Connection):
             return cursor.execute("commit").addCallback(lambda _: result)
 
         def rollback(f: Failure) -> Any:
-            if self._connection.closed:  # the server is gone, and the transaction with it
+            if not connection_open(self):  # the server is gone, and the transaction with it
                 return Failure(RollbackFailed(self, f))
             done = maybeDeferred(cursor.execute, "rollback")
             done.addErrback(lambda _: Failure(RollbackFailed(self, f)))
@@ -182,7 +188,7 @@ class _Connection(Connection):
         return d
 
 
-class _Pool(ConnectionPool):
+class _Pool(TransactionPool):
     """txpostgres' pool with a detector per connection; hands out live connections first."""
 
     def __init__(self, reactor: Any, dsn: str, size: int, on_recovered: Callable[[], None]) -> None:
@@ -196,12 +202,12 @@ class _Pool(ConnectionPool):
         detector.addRecoveryHandler(self._on_recovered)
         return _Connection(reactor, cooperator, detector=detector)
 
-    def _runInteraction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+    def run_pooled_transaction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
         live = [c for c in self.connections if not c.detector.connectionIsDead]
         connection = live[0] if live else next(iter(self.connections))
         self.connections.remove(connection)
         d = connection.runInteraction(interaction, *args, **kwargs)
-        return d.addBoth(self._putBackAndPassthrough, connection)
+        return d.addBoth(self.put_back, connection)
 
     def dead_count(self) -> int:
         return sum(1 for c in self.every_connection if c.detector.connectionIsDead)
@@ -209,7 +215,7 @@ class _Pool(ConnectionPool):
     def close(self) -> None:
         for connection in self.every_connection:
             connection.detector.stop()
-            if connection._connection is not None:
+            if psycopg_connection(connection) is not None:
                 connection.close()
 
 

@@ -3,10 +3,15 @@
 ``TriggerListener`` is thin: it hands each datagram's bytes and source to ``UdpTriggerPorts``,
 which asks ``synctv.core.triggers.decide`` what they mean and fires the matching events.
 ``UdpTriggerPorts.reconcile()`` reads the events from the store and makes the bound ports match
-them: it is called by the event use-cases after every change (and on every node through the bus),
-never on a timer. A port that cannot be bound (in use, privileged) is recorded as that port's
-status -- ``GET /api/events`` shows it on each event using the port -- while every other port
-keeps working; the next reconcile tries it again. Unknown payloads are counted
+them: it is called by the event use-cases after every change (and on every node through the bus).
+Ports are bound on ``interface`` (``[triggers] udp_bind``) and only inside ``allowed``
+(``[triggers] udp_ports``): an event whose port lies outside (set before the range was narrowed)
+gets that as its status and nothing is bound. A port that cannot be bound (in use, privileged)
+is recorded as that port's status -- ``GET /api/events`` shows it on each event using the port,
+"address already in use, retrying every 5 s" -- while every other port keeps working; the ports
+that failed are tried again every ``retry_s`` on ``timer`` (an ``IReactorTime``; tests drive a
+``twisted.internet.task.Clock``), as SyncPlayer does, until they bind or no event wants them.
+Unknown payloads are counted
 (``synctv_trigger_datagrams_total{result="unknown"}``) and logged at most once per port and
 source every ``log_interval_ms``; nothing a packet holds can stop the listener.
 """
@@ -19,7 +24,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -27,9 +32,10 @@ from twisted.python.failure import Failure
 from synctv.core.clock import Clock
 from synctv.core.displays import DisplayEvent
 from synctv.core.errors import DomainError, RateLimited
-from synctv.core.triggers import LogLimiter, decide
+from synctv.core.triggers import DEFAULT_PORT_RANGES, LogLimiter, PortRanges, decide, parse_host
 
 log = Logger()
+RETRY_S = 5.0
 
 
 class TriggerMetrics:
@@ -69,7 +75,8 @@ class TriggerListener(DatagramProtocol):
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         try:
-            self.deliver(self.port, data, str(addr[0]))
+            address = parse_host(str(addr[0]))  # ::ffff:10.0.0.1 (an IPv6 socket) -> 10.0.0.1
+            self.deliver(self.port, data, str(address) if address is not None else str(addr[0]))
         except Exception:
             log.failure("handling a trigger packet on UDP port {port}", port=self.port)
 
@@ -86,18 +93,24 @@ class UdpTriggerPorts:
     def __init__(
         self, *, load_events: Callable[[], Deferred[list[DisplayEvent]]],
         fire: Callable[[DisplayEvent, str], Deferred[Any]], reactor: Any, clock: Clock, interface: str = "",
-        metrics: TriggerMetrics | None = None, log_interval_ms: int = 10_000,
+        allowed: PortRanges = DEFAULT_PORT_RANGES, timer: IReactorTime | None = None,
+        retry_s: float = RETRY_S, metrics: TriggerMetrics | None = None, log_interval_ms: int = 10_000,
     ) -> None:
         self._load_events = load_events
         self._fire = fire
-        self.reactor = reactor
+        self.reactor = reactor  # IReactorUDP
+        self.timer: IReactorTime = timer if timer is not None else reactor
+        self.retry_s = retry_s
         self.clock = clock
         self.interface = interface
+        self.allowed = allowed
         self.metrics = metrics if metrics is not None else TriggerMetrics()
         self._limiter = LogLimiter(log_interval_ms)
         self._ports: dict[int, IListeningPort] = {}
         self._events: dict[int, tuple[DisplayEvent, ...]] = {}
-        self._errors: dict[int, str] = {}
+        self._errors: dict[int, str] = {}  # port -> why it is not bound
+        self._outside: set[int] = set()  # wanted ports outside ``allowed``: never bound, never retried
+        self._retry: IDelayedCall | None = None
         self._dirty = False
         self._running: Deferred[None] | None = None
         self._waiters: list[Deferred[None]] = []
@@ -107,7 +120,7 @@ class UdpTriggerPorts:
     # -- what is bound --------------------------------------------------------------------------
 
     def bound_ports(self) -> dict[int, int]:
-        """Configured port -> the port actually bound (they differ only for port 0 in tests)."""
+        """Configured port -> the port actually bound."""
         return {port: listening.getHost().port for port, listening in self._ports.items()}
 
     def status(self, event: DisplayEvent) -> dict[str, Any]:
@@ -133,7 +146,9 @@ class UdpTriggerPorts:
         self._waiters.append(waiter)
         self._dirty = True
         if self._running is None:
-            self._running = Deferred.fromCoroutine(self._loop())
+            running = Deferred.fromCoroutine(self._loop())
+            if not running.called:  # a pass over events loaded at once has already finished
+                self._running = running
         return waiter
 
     async def _loop(self) -> None:
@@ -163,28 +178,64 @@ class UdpTriggerPorts:
             await maybeDeferred(self._ports.pop(port).stopListening)
             log.info("released UDP trigger port {port}", port=port)
         self._errors = {port: error for port, error in self._errors.items() if port in wanted}
+        self._outside = {port for port in wanted if port not in self.allowed}
+        for port in sorted(self._outside):
+            if port in self._errors:
+                continue
+            names = ", ".join(event.name for event in self._events[port])
+            log.warn("UDP port {port} of events {names} is outside [triggers] udp_ports ({allowed}); it is not "
+                     "bound", port=port, names=names, allowed=str(self.allowed) or "none")
+            self._errors[port] = f"outside [triggers] udp_ports ({str(self.allowed) or 'none'}); not bound"
         for port in sorted(wanted):
-            if port not in self._ports and not self._stopped:
+            if port not in self._ports and port not in self._outside and not self._stopped:
                 self._bind(port)
+        self._plan_retry()
 
-    def _bind(self, port: int) -> None:
+    def _bind(self, port: int) -> bool:
         try:
             self._ports[port] = self.reactor.listenUDP(port, TriggerListener(port, self._datagram),
                                                         interface=self.interface)
         except CannotListenError as e:
-            reason = _reason(e)
+            reason = f"{_reason(e)}, retrying every {self.retry_s:g} s"
             if self._errors.get(port) != reason:
                 names = ", ".join(event.name for event in self._events.get(port, ()))
                 log.warn("cannot listen for triggers on UDP port {port} ({reason}); events {names} cannot "
                          "fire by UDP until it is free", port=port, reason=reason, names=names)
             self._errors[port] = reason
-            return
+            return False
+        retried = port in self._errors
         self._errors.pop(port, None)
-        log.info("listening for triggers on UDP port {port}", port=port)
+        log.info("listening for triggers on UDP port {port}{again}", port=port,
+                 again=" (it was busy before)" if retried else "")
+        return True
+
+    def _failing(self) -> list[int]:
+        """Ports some event wants that could not be bound (and may be, later)."""
+        return sorted(port for port in self._errors
+                      if port in self._events and port not in self._ports and port not in self._outside)
+
+    def _plan_retry(self) -> None:
+        if self._stopped or not self._failing():
+            if self._retry is not None and self._retry.active():
+                self._retry.cancel()
+            self._retry = None
+            return
+        if self._retry is None or not self._retry.active():
+            self._retry = self.timer.callLater(self.retry_s, self._retry_now)
+
+    def _retry_now(self) -> None:
+        """Every ``retry_s`` while a wanted port is not bound: try it again (no store read)."""
+        self._retry = None
+        if self._running is None:  # a reconcile pass in flight binds (and plans) by itself
+            for port in self._failing():
+                if not self._stopped:
+                    self._bind(port)
+        self._plan_retry()
 
     async def stop(self) -> None:
         """Release every port and let the triggers in flight finish; later reconciles do nothing."""
         self._stopped = True
+        self._plan_retry()
         if self._running is not None:
             await self._running
         ports, self._ports = self._ports, {}

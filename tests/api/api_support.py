@@ -169,3 +169,21 @@ def make_actions(store: Store, clock: ManualClock, bus: InProcessBus | None = No
                  providers: ProviderRegistry | None = None, signers: dict[str, Any] | None = None) -> Actions:
     return Actions(store=store, clock=clock, secret=SECRET, bus=bus or InProcessBus(),
                    providers=providers or default_providers(), scrypt_n=CHEAP_N, signers=signers)
+
+
+def make_accounts(store: Store, clock: ManualClock, backends: dict[str, Any] | None = None,
+                  allow_networks: tuple[Any, ...] = ()) -> Any:
+    """ProviderAccounts over ``store`` with a fixed test key and the proxy's address-checked client."""
+    from twisted.internet import reactor
+
+    from synctv.providers.accounts import ProviderAccounts
+    from synctv.providers.client import ApiClient
+    from synctv.providers.secrets import SecretBox
+    from synctv.proxy.upstream import UpstreamClient
+
+    http = ApiClient(UpstreamClient(reactor, allow_networks=allow_networks))
+    return ProviderAccounts(store=store, box=SecretBox(PROVIDER_KEY), clock=clock, http=http,
+                            backends=backends or {})
+
+
+PROVIDER_KEY = bytes(range(32))

@@ -17,7 +17,7 @@ from synctv.bus import InProcessBus
 from synctv.core.clock import ManualClock
 from synctv.site import build_site
 from synctv.store.interface import Store
-from tests.api.api_support import WEB_DIR, Served, World, make_actions
+from tests.api.api_support import WEB_DIR, Served, World, make_accounts, make_actions
 from tests.displays.support import attach_displays, stop_displays
 
 
@@ -26,7 +26,7 @@ def world(store: Store, tmp_path: Path) -> Iterator[World]:
     clock = ManualClock()
     bus = InProcessBus()
     actions = make_actions(store, clock, bus)
-    served = Served(build_site(actions, web_dir=WEB_DIR))
+    served = Served(build_site(actions, web_dir=WEB_DIR, accounts=make_accounts(store, clock)))
     w = World(store=store, clock=clock, actions=actions, site=served.site, client=served.client, bus=bus)
     w.served = served
     w.extra["displays"] = attach_displays(served.site, actions, tmp_path / "data")

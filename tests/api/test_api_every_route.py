@@ -21,7 +21,9 @@ UNKNOWN = {"room": "no-such-room", "user": "no-such-user", "media": "no-such-med
            "display": "no-such-display", "public_id": "no-such-public-id", "event": "no-such-event",
            "event_id": "no-such-event", "name": "no-such-event", "video": "no-such-video",
            # proxy routes (synctv.api.proxy_routes)
-           "kind": "no-such-kind", "index": "no-such-index"}
+           "kind": "no-such-kind", "index": "no-such-index",
+           # provider accounts (synctv.api.account_routes)
+           "account": "no-such-account"}
 VALID_BODIES = {
     ("POST", "/api/auth/login"): {"name": "alice", "password": "x"},
     ("POST", "/api/users"): {"name": "dave", "password": "12345678"},
@@ -39,6 +41,10 @@ VALID_BODIES = {
     ("POST", "/api/events"): {"name": "show", "room": "wall", "media": "m"},
     ("PATCH", "/api/events/{event}"): {"lead_ms": 1000},
     ("PATCH", "/api/videos/{video}"): {"title": "t"},
+    ("POST", "/api/me/accounts"): {"kind": "alist", "server": "http://alist.example", "username": "u",
+                                   "password": "p"},
+    ("PATCH", "/api/me/accounts/{account}"): {"share_direct": True},
+    ("POST", "/api/rooms/{room}/media/import"): {"provider": "bilibili", "url": "BV1y7411Q7Eq"},
 }
 
 

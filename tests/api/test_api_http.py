@@ -327,6 +327,17 @@ async def test_static_files_are_served_without_listings(world):
     assert listing.status == 404 and b"clock.js" not in listing.raw
 
 
+@pytest_twisted.ensureDeferred
+async def test_the_players_and_their_source_map_have_script_and_json_types(world):
+    """The vendored players are JavaScript and mpegts.js's source map is JSON, never text/html
+    (the system mime table has no .map)."""
+    for path, kind in (("/vendor/hls.js/hls.min.js", "text/javascript"),
+                       ("/vendor/mpegts.js/mpegts.js", "text/javascript"),
+                       ("/vendor/mpegts.js/mpegts.js.map", "application/json")):
+        r = await world.client.get(path)
+        assert r.status == 200 and r.header("Content-Type").startswith(kind), (path, r.header("Content-Type"))
+
+
 class HeldResource(resource.Resource):
     """A WebSocket stand-in: holds each request open until released."""
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from bench import live
+from tests.tools import have_tools
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg"),
+    pytest.mark.tools("ffmpeg"),
 ]
 
 
@@ -21,5 +20,5 @@ def test_live_benchmark_quick_mode(capsys: pytest.CaptureFixture[str]) -> None:
     for figure in ("synctv cpu per viewer-minute", "publish start to first HLS segment",
                    "new FLV viewer time to first frame", "synctv viewer gaps: 0, failed: 0"):
         assert figure in out, out
-    if shutil.which("nginx") and live.Path(live.NGINX_MODULE).exists():
+    if have_tools("nginx-rtmp"):  # the peer the benchmark compares with
         assert "cpu ratio synctv/nginx-rtmp" in out, out

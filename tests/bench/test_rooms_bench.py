@@ -5,7 +5,6 @@ process: Playwright's sync API does not nest inside the test session's own brows
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not (shutil.which("ffmpeg") and shutil.which("chromium")), reason="needs ffmpeg and chromium"),
+    pytest.mark.tools("ffmpeg", "chromium"),
 ]
 ROOT = Path(__file__).resolve().parents[2]
 

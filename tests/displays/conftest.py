@@ -24,7 +24,10 @@ class Show:
     room: dict[str, Any]
     media: dict[str, Any]
 
-    async def event(self, name: str = "show", who: str = "alice", **body: Any) -> dict[str, Any]:
+    async def event(self, name: str = "show", who: str | None = None, **body: Any) -> dict[str, Any]:
+        """Create an event as ``who``: by default alice (the room's creator), or the site admin
+        when the event has a UDP port (only site admins may set one)."""
+        who = who or ("admin" if body.get("udp_port") is not None else "alice")
         r = await self.world.client.post("/api/events", {"name": name, "room": self.room["id"],
                                                          "media": self.media["id"], **body},
                                          token=self.world.tokens[who])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import random
 import socket
 import subprocess
 from collections.abc import Sequence
@@ -14,7 +15,9 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 
 from synctv.actions import Actions
+from synctv.config import DisplaysConfig, TriggerConfig
 from synctv.core.displays import parse_networks
+from synctv.core.triggers import DEFAULT_UDP_PORTS, PortRanges
 from synctv.displays.runtime import DisplayRuntime
 from synctv.site import SynctvSite
 from tests.api.api_support import SECRET, WEB_DIR
@@ -22,17 +25,20 @@ from tests.api.api_support import SECRET, WEB_DIR
 
 def attach_displays(
     site: SynctvSite, actions: Actions, data_dir: Path, *, lan_networks: Sequence[str] = (),
-    reactor: Any = None, **options: Any,
+    reactor: Any = None, udp_ports: str = DEFAULT_UDP_PORTS, limits: DisplaysConfig = DisplaysConfig(),
+    **options: Any,
 ) -> DisplayRuntime:
-    """A started DisplayRuntime serving ``site`` (UDP ports on 127.0.0.1); stop it with ``stop_displays``."""
+    """A started DisplayRuntime serving ``site`` (UDP ports on 127.0.0.1, inside ``udp_ports``; no
+    ``lan_networks`` unless given); stop it with ``stop_displays``."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
         reactor = global_reactor
+    triggers = TriggerConfig(lan_networks=parse_networks(lan_networks), udp_ports=PortRanges.parse(udp_ports),
+                             udp_bind="127.0.0.1")
     runtime = DisplayRuntime(
         actions=actions, secret=SECRET, data_dir=data_dir, web_dir=WEB_DIR, reactor=reactor,
-        lan_networks=parse_networks(lan_networks), udp_interface="127.0.0.1",
-        registry=site.api.metrics.registry, **options,
+        triggers=triggers, limits=limits, registry=site.api.metrics.registry, **options,
     )
     runtime.attach(site)
     pytest_twisted.blockon(Deferred.fromCoroutine(runtime.start()))
@@ -59,18 +65,37 @@ PNG_1x1 = bytes.fromhex(
 )
 
 
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that nobody holds right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_udp_port(low: int = 5000, high: int = 5999) -> int:
+    """A UDP port within ``low..high`` (by default [triggers] udp_ports' default range) that nobody
+    holds on 127.0.0.1 or 0.0.0.0 right now; tried from a random start, so that tests running at
+    once rarely pick the same one."""
+    start = random.randrange(low, high + 1)
+    for offset in range(high - low + 1):
+        port = low + (start - low + offset) % (high - low + 1)
+        if not udp_port_in_use(port) and not udp_port_in_use(port, "0.0.0.0"):
+            return port
+    raise AssertionError(f"no free UDP port in {low}-{high}")
 
 
-def udp_port_in_use(port: int) -> bool:
-    """Whether binding 127.0.0.1:port fails because someone holds it."""
+def hold_udp_port(low: int = 5000, high: int = 5999) -> socket.socket:
+    """A socket bound to 127.0.0.1 on a free port within ``low..high``: that port is in use until it
+    is closed."""
+    for _ in range(50):
+        held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            held.bind(("127.0.0.1", free_udp_port(low, high)))
+        except OSError:  # taken between the check and the bind
+            held.close()
+            continue
+        return held
+    raise AssertionError(f"could not hold a UDP port in {low}-{high}")
+
+
+def udp_port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether binding host:port fails because someone holds it."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 return True

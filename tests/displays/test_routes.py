@@ -109,7 +109,7 @@ async def test_event_fields_are_checked(show):
         r = await client.post("/api/events", {**base, **extra}, token=token)
         assert (r.status, r.error()["field"]) == (400, field), extra
     event = await show.event("e")
-    assert (event["lead_ms"], event["cooldown_s"], event["udp_port"], event["status"]) == (5000, 0.0, None,
+    assert (event["lead_ms"], event["cooldown_s"], event["udp_port"], event["status"]) == (5000, 5.0, None,
                                                                                           {"udp": "off"})
     r = await client.post("/api/events", base, token=token)
     assert (r.status, r.error()["code"]) == (409, "conflict")
@@ -149,7 +149,7 @@ async def test_an_event_may_name_an_uploaded_video(show, tmp_path: Path):
 @pytest_twisted.ensureDeferred
 async def test_http_triggers_schedule_the_start(show):
     """GET and POST, by id and by name, need no account and answer the scheduled start."""
-    event = await show.event(lead_ms=3000)
+    event = await show.event(lead_ms=3000, cooldown_s=0)  # 0 turns the cooldown off
     client = show.world.client
     for method, path in (("GET", f"/trigger/{event['id']}"), ("POST", f"/trigger/{event['id']}"),
                          ("GET", "/trigger_by_name/show"), ("POST", "/trigger_by_name/show")):

@@ -21,13 +21,12 @@ from typing import Any
 import pytest
 
 from tests.integration.processes import ServerProcess
+from tests.tools import have_tools
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe"),
+    pytest.mark.tools("ffmpeg", "ffprobe"),
 ]
-WEB = Path(__file__).resolve().parents[2] / "web"
-PLAYERS = WEB / "node_modules" / "hls.js" / "dist" / "hls.min.js", WEB / "node_modules" / "mpegts.js" / "dist" / "mpegts.js"
 SOURCE = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=440"]
 ENCODE = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30",
           "-c:a", "aac"]
@@ -198,7 +197,7 @@ def test_publish_play_republish_and_release(start_server: Any, cli: Any, live_co
         assert codecs(seg) == {"video": "h264", "audio": "aac"}
         assert 1.8 <= float(seg["format"]["duration"]) <= 2.3
 
-        if all(p.exists() for p in PLAYERS) and shutil.which("chromium"):
+        if have_tools("chromium"):  # the players are always installed (build_web.py)
             samples = play_in_chromium(server.url, [("hls", urls["hls"]), ("mpegts", urls["flv"])])
             for player, times in samples.items():
                 assert times == sorted(times) and times[-1] - times[0] >= 1.0, (player, times)

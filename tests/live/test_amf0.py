@@ -167,3 +167,34 @@ def test_mutated_valid_input_raises_only_amf0error(values: list, data: st.DataOb
         amf0.decode_all(bytes(encoded))
     except AMF0Error:
         pass
+
+
+def _count_values(value: object) -> int:
+    """Every value, nested ones included, as the decoder counts them."""
+    if isinstance(value, dict):
+        return 1 + sum(_count_values(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_count_values(v) for v in value)
+    return 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(amf_values, max_size=5), st.integers(0, 40))
+def test_value_count_is_bounded(values: list, limit: int) -> None:
+    """With max_values, input with more values than that (nested ones included) is an AMF0Error,
+    and input with at most that many decodes as without the bound."""
+    encoded = amf0.encode(*values)
+    total = sum(_count_values(v) for v in values)
+    if total > limit:
+        with pytest.raises(AMF0Error, match="values"):
+            amf0.decode_all(encoded, max_values=limit)
+    else:
+        assert amf0.decode_all(encoded, max_values=limit) == values
+
+
+def test_value_count_bound_stops_a_cheap_flood_early() -> None:
+    """64 KiB of one-byte nulls (65536 Python values) stops at the bound."""
+    flood = b"\x0a" + (65530).to_bytes(4, "big") + b"\x05" * 65530
+    assert len(amf0.decode_all(flood)[0]) == 65530
+    with pytest.raises(AMF0Error, match="values"):
+        amf0.decode_all(flood, max_values=4096)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synctv.live.rtmp import chunks as ch
-from synctv.live.rtmp.chunks import ChunkError, ChunkReader, ChunkWriter, Message
+from synctv.live.rtmp.chunks import ChunkError, ChunkReader, ChunkWriter, LimitExceeded, Message
 
 from .rtmp_client import CompressingChunkWriter
 
@@ -181,11 +181,20 @@ def test_acknowledgement_due_per_window() -> None:
     """After the peer's Window Ack Size, an acknowledgement is due every window of bytes received."""
     reader = ChunkReader()
     assert reader.pop_acknowledgement() is None
-    reader.feed(ch.encode_chunks(ch.window_ack_size_message(1000), 128))
-    assert reader.ack_window == 1000 and reader.pop_acknowledgement() is None
-    reader.feed(ch.encode_chunks(Message(4, 0, 8, 1, bytes(1100)), 128))
+    reader.feed(ch.encode_chunks(ch.window_ack_size_message(5000), 128))
+    assert reader.ack_window == 5000 and reader.pop_acknowledgement() is None
+    reader.feed(ch.encode_chunks(Message(4, 0, 8, 1, bytes(5100)), 128))
     assert reader.pop_acknowledgement() == reader.bytes_received
     assert reader.pop_acknowledgement() is None
+
+
+def test_tiny_acknowledgement_windows_are_raised_to_the_floor() -> None:
+    """A peer asking for an acknowledgement every byte gets one every MIN_ACK_WINDOW bytes at most."""
+    reader = ChunkReader()
+    reader.feed(ch.encode_chunks(ch.window_ack_size_message(1), 128))
+    assert reader.ack_window == ch.MIN_ACK_WINDOW
+    reader.feed(ch.encode_chunks(ch.window_ack_size_message(0), 128))
+    assert reader.ack_window == 0
 
 
 def test_control_message_builders() -> None:
@@ -272,3 +281,150 @@ def test_mutated_streams_raise_only_chunkerror(messages: list[Message], data: st
     except ChunkError:
         return
     assert len(reader._buf) <= reader.chunk_size + 18
+
+
+# -- per-connection bounds ------------------------------------------------------------------------
+
+
+def _header(csid: int, length: int, type_id: int = 9) -> bytes:
+    return bytes([csid]) + bytes(3) + length.to_bytes(3, "big") + bytes([type_id]) + b"\x01\x00\x00\x00"
+
+
+def test_a_declared_length_past_the_budget_fails_before_any_payload() -> None:
+    """A header announcing more than the per-connection budget is refused on its 12 bytes alone:
+    nothing of the message is held."""
+    reader = ChunkReader(max_buffer_bytes=1 << 20)
+    with pytest.raises(LimitExceeded, match="per-connection buffer") as caught:
+        reader.feed(_header(3, 0xFFFFFF))
+    assert caught.value.limit == "max_buffer_bytes"
+    assert reader.reserved_bytes == 0 and len(reader._buf) == 12
+    with pytest.raises(LimitExceeded) as caught:
+        ChunkReader(max_message_size=1000).feed(_header(3, 1001))
+    assert caught.value.limit == "message_size"
+
+
+def test_partial_messages_on_all_chunk_streams_share_one_budget() -> None:
+    """256 chunk streams of 16 MiB are no longer 4 GiB: messages being assembled on any chunk
+    stream are counted together, at their declared length, against one budget."""
+    reader = ChunkReader(max_buffer_bytes=1000)
+    reader.feed(_header(3, 400) + bytes(128) + _header(4, 400) + bytes(128))
+    assert reader.reserved_bytes == 800
+    with pytest.raises(LimitExceeded) as caught:
+        reader.feed(_header(5, 201))
+    assert caught.value.limit == "max_buffer_bytes"
+
+    reader = ChunkReader(max_buffer_bytes=1000)
+    reader.feed(_header(3, 400) + bytes(128) + _header(4, 400) + bytes(128))
+    rest = b"".join(b"\xc3" + bytes(min(128, 400 - sent)) for sent in range(128, 400, 128))
+    assert [len(m.payload) for m in reader.feed(rest)] == [400]  # completing one frees its bytes
+    assert reader.reserved_bytes == 400
+    reader.feed(_header(5, 600) + bytes(128))
+    assert reader.reserved_bytes == 1000
+
+    reader = ChunkReader(max_buffer_bytes=1000)
+    reader.held_elsewhere = 600  # what the owner holds for the connection counts too
+    with pytest.raises(LimitExceeded):
+        reader.feed(_header(3, 401))
+    reader = ChunkReader(max_buffer_bytes=1000)
+    reader.held_elsewhere = 600
+    assert reader.feed(_header(3, 400) + bytes(128)) == [] and reader.reserved_bytes == 400
+
+
+def test_abort_and_a_replacing_header_give_reserved_bytes_back() -> None:
+    """Abort Message, or a new fmt 0 header on a chunk stream with a partial message, releases
+    the partial message's reservation."""
+    reader = ChunkReader(max_buffer_bytes=1000)
+    reader.feed(_header(3, 900) + bytes(128))
+    assert reader.reserved_bytes == 900
+    reader.feed(ch.encode_chunks(ch.abort_message(3), 128))
+    assert reader.reserved_bytes == 0
+    reader.feed(_header(3, 900) + bytes(128) + _header(3, 990) + bytes(128))
+    assert reader.reserved_bytes == 990
+
+
+def test_pre_publish_chunk_stream_bound() -> None:
+    """With the pre-publish bound of 8 chunk streams, the 9th chunk stream id fails, whatever
+    its message; loosening the bound (after a publish is authorized) admits more."""
+    data = b"".join(_header(csid, 1) + b"x" for csid in range(2, 10))
+    reader = ChunkReader(max_chunk_streams=8)
+    assert len(reader.feed(data)) == 8
+    with pytest.raises(LimitExceeded) as caught:
+        reader.feed(_header(10, 1) + b"x")
+    assert caught.value.limit == "chunk_streams"
+    reader = ChunkReader(max_chunk_streams=8)
+    reader.feed(data)
+    reader.max_chunk_streams = ch.MAX_CHUNK_STREAMS
+    assert len(reader.feed(_header(10, 1) + b"x")) == 1
+
+
+def test_chunk_sizes_below_the_minimum_are_refused() -> None:
+    """A reader with a minimum chunk size refuses Set Chunk Size below it (every byte a header)."""
+    reader = ChunkReader(min_chunk_size=128)
+    reader.feed(ch.encode_chunks(ch.set_chunk_size_message(128), 128))
+    with pytest.raises(LimitExceeded) as caught:
+        reader.feed(ch.encode_chunks(ch.set_chunk_size_message(127), 128))
+    assert caught.value.limit == "chunk_size"
+
+
+def test_message_budget_stops_a_flood_of_empty_messages() -> None:
+    """One-byte fmt 3 chunks completing empty messages stop at the message budget, not after
+    a whole read's worth of them."""
+    reader = ChunkReader(max_messages=100)
+    with pytest.raises(LimitExceeded) as caught:
+        reader.feed(_header(4, 0) + b"\xc4" * 65536)
+    assert caught.value.limit == "messages"
+    assert len(ChunkReader(max_messages=101).feed(_header(4, 0) + b"\xc4" * 100)) == 101
+
+
+@st.composite
+def _budget_scripts(draw: st.DrawFn) -> tuple[int, list[tuple[str, int, int]]]:
+    budget = draw(st.integers(200, 3000))
+    ops = draw(st.lists(st.tuples(st.sampled_from(["start", "more", "abort"]), st.integers(3, 8),
+                                  st.integers(0, 1500)), max_size=40))
+    return budget, ops
+
+
+@settings(max_examples=300, deadline=None)
+@given(_budget_scripts())
+def test_budget_model(script: tuple[int, list[tuple[str, int, int]]]) -> None:
+    """Against a model of the budget (declared lengths of partial messages, a new header on a busy
+    chunk stream replacing its message, Abort releasing it): the reader fails exactly when the
+    model exceeds the budget, always with max_buffer_bytes, never holds more, and delivers every
+    completed message whole."""
+    budget, ops = script
+    reader = ChunkReader(max_buffer_bytes=budget)
+    partial: dict[int, tuple[int, int]] = {}  # csid -> (declared, received)
+    for op, csid, length in ops:
+        if op == "start":
+            held = sum(d for c, (d, _) in partial.items() if c != csid)
+            data = _header(csid, length) + bytes([csid]) * min(128, length)
+            over = held + length > budget
+            got = min(128, length)
+        elif op == "more" and csid in partial:
+            declared, received = partial[csid]
+            got = min(128, declared - received)
+            data = bytes([0xC0 | csid]) + bytes([csid]) * got
+            length, over = declared, False
+        elif op == "abort":
+            data = ch.encode_chunks(ch.abort_message(csid), 128)
+            over = sum(d for d, _ in partial.values()) + 4 > budget  # the abort message itself
+        else:
+            continue
+        if over:
+            with pytest.raises(LimitExceeded) as caught:
+                reader.feed(data)
+            assert caught.value.limit == "max_buffer_bytes"
+            return
+        messages = reader.feed(data)
+        if op == "abort":
+            partial.pop(csid, None)
+            assert [m.type_id for m in messages] == [ch.ABORT]
+            continue
+        received = got + (partial[csid][1] if op == "more" else 0)
+        if received >= length:
+            partial.pop(csid, None)
+            assert [(m.csid, m.payload) for m in messages] == [(csid, bytes([csid]) * length)]
+        else:
+            partial[csid] = (length, received)
+            assert messages == []
+        assert reader.reserved_bytes == sum(d for d, _ in partial.values()) <= budget

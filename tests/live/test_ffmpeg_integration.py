@@ -4,7 +4,6 @@ RTMP publish driven through RTMPSession over a real socket."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import threading
@@ -29,9 +28,7 @@ from synctv.live.rtmp.session import (
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe"
-    ),
+    pytest.mark.tools("ffmpeg", "ffprobe"),
 ]
 
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from twisted.internet.task import Clock
 
 from synctv.config import ConfigError, load_config
+from synctv.core.clock import ManualClock
+from synctv.live.node import build_live_hub
+from synctv.live.rtmp.protocol import RTMPFactory
+from synctv.live.rtmp.session import RTMPLimits
 
 
 def _load(tmp_path: Path, text: str):
@@ -24,6 +29,18 @@ def test_live_defaults_and_values(tmp_path: Path) -> None:
     assert live.rtmp_public_url == "rtmp://tv.example:1935/live"
 
 
+def test_rtmp_bounds_defaults_values_and_the_hub(tmp_path: Path) -> None:
+    """max_buffer_bytes (32 MiB), max_connections (256) and publish_timeout_s (10) have defaults,
+    take values, and reach the live hub's RTMP limits, which the RTMP factory reads."""
+    live = _load(tmp_path, "").live
+    assert (live.max_buffer_bytes, live.max_connections, live.publish_timeout_s) == (32 << 20, 256, 10.0)
+    config = _load(tmp_path, "[live]\nmax_buffer_bytes = 4194304\nmax_connections = 12\npublish_timeout_s = 3\n")
+    hub = build_live_hub(config, store=None, clock=ManualClock(), secret="s" * 32, reactor=Clock(), node="n",
+                         node_url="http://n", opener=None)
+    assert hub.rtmp_limits == RTMPLimits(max_buffer_bytes=4 << 20, max_connections=12, publish_timeout_s=3.0)
+    assert RTMPFactory(hub, scheduler=Clock()).limits == hub.rtmp_limits
+
+
 @pytest.mark.parametrize("line, words", [
     ('hls_store = "disk"', "hls_store"),
     ("flush_ms = 5000", "flush_ms"),
@@ -33,6 +50,14 @@ def test_live_defaults_and_values(tmp_path: Path) -> None:
     ("pull_idle_s = 0", "pull_idle_s"),
     ('rtmp_public_url = "http://x"', "rtmp_public_url"),
     ("hls_max_bytes = 5", "hls_max_bytes"),
+    ("max_buffer_bytes = 1000", "max_buffer_bytes"),
+    ("max_buffer_bytes = 2147483648", "max_buffer_bytes"),
+    ('max_buffer_bytes = "32MiB"', "max_buffer_bytes"),
+    ("max_connections = 0", "max_connections"),
+    ("max_connections = 1.5", "max_connections"),
+    ("publish_timeout_s = 0", "publish_timeout_s"),
+    ("publish_timeout_s = 3600", "publish_timeout_s"),
+    ("max_conections = 5", "unknown key [live] max_conections"),
 ])
 def test_bad_live_values_are_one_line_errors(tmp_path: Path, line: str, words: str) -> None:
     """A bad [live] value is refused with a message naming the key."""

@@ -9,11 +9,13 @@ import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
 
 from synctv.core.clock import ManualClock
 from synctv.core.live import PublisherRecord
 from synctv.live.links import LiveLinks
 from synctv.live.rtmp.protocol import RTMPProtocol
+from synctv.live.rtmp.session import RTMPLimits
 from synctv.live.service import STALE_MS, LiveHub
 from synctv.live.streams import StreamRegistry
 from tests.live.live_support import AUDIO_HEADER, METADATA, VIDEO_HEADER, audio_frame, video_frame
@@ -28,18 +30,20 @@ def make(store: Any) -> Builders:
     return Builders(store)
 
 
-def make_hub(store: Any) -> LiveHub:
+def make_hub(store: Any, limits: RTMPLimits = RTMPLimits()) -> LiveHub:
     clock = ManualClock()
     registry = StreamRegistry(clock=clock, scheduler=Clock())
     return LiveHub(store=store, clock=clock, scheduler=Clock(), registry=registry,
-                   links=LiveLinks("s" * 32), node_id=NODE, node_url="http://a:8080")
+                   links=LiveLinks("s" * 32), node_id=NODE, node_url="http://a:8080", rtmp_limits=limits)
 
 
 class Publisher:
-    """A scripted RTMP client on an in-memory transport, against a real RTMPProtocol."""
+    """A scripted RTMP client on an in-memory transport, against a real RTMPProtocol whose timers
+    run on ``timers`` (a fresh Clock by default)."""
 
-    def __init__(self, hub: LiveHub) -> None:
-        self.protocol = RTMPProtocol(hub)
+    def __init__(self, hub: LiveHub, timers: Clock | None = None) -> None:
+        self.timers = timers if timers is not None else Clock()
+        self.protocol = RTMPProtocol(hub, hub.rtmp_limits, self.timers)
         self.transport = StringTransport()
         self.protocol.makeConnection(self.transport)
         self.client = RTMPTestClient(chunk_size=4096)
@@ -178,3 +182,28 @@ async def test_only_rtmp_items_take_keys_and_info_reports_offline(store, make):
         raise AssertionError("a live item got a stream key")
     info = await hub.info(pulled)
     assert info["state"] == "offline" and info["provider"] == "live" and info["publisher"] is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_authorized_publish_outlives_the_deadline_an_idle_connection_does_not(store, make):
+    """publish_timeout_s after they connected, a connection that only connected is closed while
+    the one whose key was checked and accepted keeps publishing; a refused key is logged redacted."""
+    hub = make_hub(store, RTMPLimits(publish_timeout_s=10))
+    item = await rtmp_item(store, make)
+    key, _ = await hub.stream_key(item)
+    timers = Clock()
+    with capturedLogs() as events:
+        live = Publisher(hub, timers)
+        idle = Publisher(hub, timers)
+        idle.send(idle.client.c0c1())
+        assert await live.publish(key.key) == ["NetStream.Publish.Start"]
+        timers.advance(10)
+        assert idle.transport.disconnecting and not live.transport.disconnecting
+        live.media(seconds=1.0)
+        stream = hub.registry.get(item.room_id, item.id)
+        assert stream.publishing and stream.ready
+        wrong = key.key[:-1] + ("x" if key.key[-1] != "x" else "y")  # never the key itself
+        assert await Publisher(hub).publish(wrong) == ["NetStream.Publish.Denied"]
+    closing = [e for e in events if e.get("limit") == "publish_timeout_s"]
+    assert [e["stage"] for e in closing] == ["handshake"]
+    assert not any(key.key in repr(e) or key.key[:-1] in repr(e) for e in events)

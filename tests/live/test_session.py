@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from synctv.core.clock import ManualClock
 from synctv.live.rtmp import amf0
 from synctv.live.rtmp import chunks as ch
 from synctv.live.rtmp.session import (
+    MAX_AMF_VALUES,
     MAX_COMMAND_SIZE,
     MAX_PENDING_EVENTS,
+    PRE_AUTH_COMMANDS,
+    PRE_PUBLISH_MESSAGE_SIZE,
     AudioData,
     Closed,
     Metadata,
     ProtocolError,
     PublishEnded,
     PublishRequested,
+    RTMPLimits,
     RTMPSession,
     SendData,
     SessionEvent,
@@ -47,9 +53,11 @@ def happened(events: list[SessionEvent]) -> list[SessionEvent]:
     return [e for e in events if not isinstance(e, SendData)]
 
 
-def connected(chunk_size: int = 4096, compress: bool = True) -> tuple[RTMPSession, RTMPTestClient, list[Any]]:
+def connected(
+    chunk_size: int = 4096, compress: bool = True, **kwargs: Any
+) -> tuple[RTMPSession, RTMPTestClient, list[Any]]:
     """A session past handshake and connect; returns the client's view of the connect replies."""
-    session = RTMPSession(random_bytes=_zeros)
+    session = RTMPSession(random_bytes=_zeros, **kwargs)
     client = RTMPTestClient(chunk_size=chunk_size, compress=compress)
     s012 = sent(session.feed(client.c0c1()))
     assert len(s012) == 3073
@@ -58,7 +66,8 @@ def connected(chunk_size: int = 4096, compress: bool = True) -> tuple[RTMPSessio
     return session, client, client.receive(sent(events))
 
 
-def published(**kwargs: Any) -> tuple[RTMPSession, RTMPTestClient]:
+def pending(**kwargs: Any) -> tuple[RTMPSession, RTMPTestClient]:
+    """A session whose publish waits for the application's decision."""
     session, client, _ = connected(**kwargs)
     session.feed(
         client.command("releaseStream", None, "key")
@@ -67,6 +76,11 @@ def published(**kwargs: Any) -> tuple[RTMPSession, RTMPTestClient]:
     )
     events = session.feed(client.publish("key"))
     assert [type(e) for e in events] == [PublishRequested]
+    return session, client
+
+
+def published(**kwargs: Any) -> tuple[RTMPSession, RTMPTestClient]:
+    session, client = pending(**kwargs)
     client.receive(sent(session.accept_publish()))
     return session, client
 
@@ -415,3 +429,171 @@ def test_mutated_conversations_only_produce_clean_events(data: st.DataObject) ->
     events = _drive(bytes(stream), cuts)
     assert all(isinstance(e, EVENT_TYPES) for e in events)
     assert sum(isinstance(e, Closed) for e in events) <= 1
+
+
+# -- bounds ----------------------------------------------------------------------------------------
+
+
+def closed_by(events: list[SessionEvent]) -> ProtocolError:
+    """The one ProtocolError of ``events``, followed by Closed as the last event."""
+    errors = [e for e in events if isinstance(e, ProtocolError)]
+    assert len(errors) == 1 and isinstance(events[-1], Closed), events
+    return errors[0]
+
+
+def _header(csid: int, length: int, type_id: int = ch.VIDEO) -> bytes:
+    return bytes([csid]) + bytes(3) + length.to_bytes(3, "big") + bytes([type_id]) + b"\x01\x00\x00\x00"
+
+
+def test_eight_chunk_streams_until_the_publish_is_authorized() -> None:
+    """Before a publish is authorized (connected, or while the key is checked) a ninth chunk
+    stream closes the connection; an authorized publisher may use more."""
+    session, _client, _ = connected()  # chunk streams 2 and 3 in use
+    assert happened(session.feed(b"".join(_header(csid, 1) + b"x" for csid in range(10, 16)))) == []
+    error = closed_by(session.feed(_header(16, 1) + b"x"))
+    assert (error.limit, error.stage) == ("chunk_streams", "connected")
+
+    session, _client = pending()  # 2, 3 and 4 in use
+    session.feed(b"".join(_header(csid, 1) + b"x" for csid in range(10, 15)))
+    error = closed_by(session.feed(_header(15, 1) + b"x"))
+    assert (error.limit, error.stage) == ("chunk_streams", "pending")
+
+    session, _client = published()
+    events = session.feed(b"".join(_header(csid, 2) + KEYFRAME[:2] for csid in range(10, 40)))
+    assert [type(e) for e in happened(events)] == [VideoData] * 30
+
+
+def test_a_large_message_before_publish_closes_on_its_header() -> None:
+    """Before the publish command only commands make sense: a header declaring more than
+    PRE_PUBLISH_MESSAGE_SIZE closes the connection on its own 12 bytes. Once a publish is
+    requested, a 1 MiB keyframe is queued and delivered."""
+    session, client, _ = connected()
+    error = closed_by(session.feed(_header(6, PRE_PUBLISH_MESSAGE_SIZE + 1)))
+    assert error.limit == "message_size"
+
+    session, client = pending()
+    frame = KEYFRAME + bytes(1 << 20)
+    assert happened(session.feed(client.video(0, frame))) == []
+    assert session.held_bytes == len(frame)
+    assert happened(session.accept_publish()) == [VideoData(0, frame)]
+    assert session.held_bytes == 0
+
+
+def test_the_budget_covers_partial_messages_and_the_pending_queue() -> None:
+    """Media queued while the key is checked and messages being assembled share max_buffer_bytes:
+    a header that would take the connection past it closes the connection."""
+    session, client = pending(limits=RTMPLimits(max_buffer_bytes=100_000))
+    session.feed(b"".join(client.video(i, INTER + bytes(10_000)) for i in range(6)))
+    assert session.held_bytes == 6 * (len(INTER) + 10_000)
+    error = closed_by(session.feed(_header(6, 50_000)))
+    assert (error.limit, error.stage) == ("max_buffer_bytes", "pending")
+    assert session.accept_publish() == []  # closed: nothing is delivered
+
+    session, client = pending(limits=RTMPLimits(max_buffer_bytes=100_000))
+    session.feed(b"".join(client.video(i, INTER + bytes(10_000)) for i in range(6)))
+    assert len(happened(session.accept_publish())) == 6
+    events = session.feed(client.video(7, INTER + bytes(50_000)))
+    assert happened(events) == [VideoData(7, INTER + bytes(50_000))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(5, 9), st.integers(0, 2_000) | st.integers(10_000, 30_000),
+                          st.integers(0, 100)), max_size=25),
+       st.booleans())
+def test_held_bytes_never_exceed_the_budget(messages: list[tuple[int, int, int]], accept: bool) -> None:
+    """Whatever mix of whole and partial messages a pending (or accepted) publisher sends on
+    several chunk streams, the session never holds more than max_buffer_bytes; going past it
+    closes the connection with that limit."""
+    budget = 50_000
+    session, _client = pending(limits=RTMPLimits(max_buffer_bytes=budget), max_pending_bytes=40_000)
+    if accept:
+        session.accept_publish()
+    writer = ch.ChunkWriter(4096)
+    rest: dict[int, list[bytes]] = {}  # chunk stream -> the chunks of its partial message not sent yet
+    for csid, size, percent in messages:
+        if rest.get(csid):
+            data = b"".join(rest.pop(csid))  # finish the partial message
+        else:
+            encoded = writer.write(ch.Message(csid, 0, ch.VIDEO, 1, INTER + bytes(size)))
+            first = 12 + 4096
+            chunks = [encoded[:first]] + [encoded[i : i + 4097] for i in range(first, len(encoded), 4097)]
+            count = max(1, len(chunks) * percent // 100)
+            data, rest[csid] = b"".join(chunks[:count]), chunks[count:]
+        events = session.feed(data)
+        if any(isinstance(e, ProtocolError) for e in events):
+            assert closed_by(events).limit == "max_buffer_bytes"
+            return
+        assert session.held_bytes <= budget
+
+
+@pytest.mark.parametrize("stage", ["handshake", "half_handshake", "wait_connect", "connected", "pending"])
+@pytest.mark.parametrize("noticed_by", ["check_deadline", "feed"])
+def test_no_authorized_publish_within_the_deadline_closes(stage: str, noticed_by: str) -> None:
+    """Whatever stage a connection stalls in, publish_timeout_s after it began it is closed:
+    check_deadline (the protocol's timer) says so, and so does the next feed."""
+    clock = ManualClock()
+    session = RTMPSession(random_bytes=_zeros, clock=clock, limits=RTMPLimits(publish_timeout_s=10))
+    client = RTMPTestClient(chunk_size=4096)
+    if stage != "handshake":
+        s012 = sent(session.feed(client.c0c1()))
+    if stage in ("wait_connect", "connected", "pending"):
+        session.feed(client.c2(s012))
+    if stage in ("connected", "pending"):
+        session.feed(client.set_chunk_size() + client.connect() + client.command("createStream", None))
+    if stage == "pending":
+        session.feed(client.publish("key"))
+    expected_stage = "handshake" if stage == "half_handshake" else stage
+    assert session.stage == expected_stage
+    clock.advance(9_999)
+    assert session.check_deadline() == []
+    clock.advance(1)
+    events = session.check_deadline() if noticed_by == "check_deadline" else session.feed(b"\x03")
+    error = closed_by(events)
+    assert (error.limit, error.stage) == ("publish_timeout_s", expected_stage)
+    assert (PublishEnded("live", "key") in events) == (stage == "pending")
+    assert session.deadline_ms is None and session.check_deadline() == []
+
+
+def test_an_authorized_publish_has_no_deadline() -> None:
+    """Once the publish is authorized the deadline is gone: an hour later media still flows."""
+    clock = ManualClock()
+    session, client = published(clock=clock, limits=RTMPLimits(publish_timeout_s=10))
+    assert session.deadline_ms is None
+    clock.advance(3_600_000)
+    assert session.check_deadline() == []
+    assert happened(session.feed(client.video(0, KEYFRAME))) == [VideoData(0, KEYFRAME)]
+
+
+def test_commands_before_authorization_are_bounded() -> None:
+    """An unauthorized connection may send PRE_AUTH_COMMANDS commands (connect included), each
+    decoded; the next one closes it."""
+    session, client, _ = connected()
+    flood = b"".join(client.command("getStreamLength", None, "x") for _ in range(PRE_AUTH_COMMANDS - 1))
+    assert happened(session.feed(flood)) == [] and session.state == session.CONNECTED
+    error = closed_by(session.feed(client.command("getStreamLength", None, "x")))
+    assert (error.limit, error.stage) == ("commands", "connected")
+
+
+def test_chunk_sizes_below_128_close_the_connection() -> None:
+    """Set Chunk Size below 128 (every byte a header) closes the connection."""
+    session, client, _ = connected()
+    assert closed_by(session.feed(client.writer.write(ch.set_chunk_size_message(127)))).limit == "chunk_size"
+
+
+def test_amf_messages_are_bounded_in_values() -> None:
+    """A command of more than MAX_AMF_VALUES values closes the connection without decoding them all."""
+    session, client, _ = connected()
+    payload = amf0.encode("getStreamLength", 2.0, [None] * MAX_AMF_VALUES)
+    events = session.feed(client.writer.write(ch.Message(3, 0, ch.COMMAND_AMF0, 0, payload)))
+    assert closed_by(events).limit == "amf_values"
+
+
+def test_stream_messages_before_publish_are_dropped_unparsed() -> None:
+    """Data and aggregate messages before a publish is requested are not decoded: malformed ones
+    are dropped like any media, not an error."""
+    session, client, _ = connected()
+    events = session.feed(
+        client.writer.write(ch.Message(4, 0, ch.DATA_AMF0, 1, b"\x02\xff\xff"))
+        + client.writer.write(ch.Message(4, 0, ch.AGGREGATE, 1, b"\x09\x00"))
+    )
+    assert happened(events) == [] and session.state == session.CONNECTED

@@ -22,6 +22,7 @@ from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate
 from tests.api.api_support import SECRET, WEB_DIR, Served, World, make_actions
 from tests.integration.conftest import cli, start_server  # noqa: F401 -- the real-process fixtures
+from tests.tools import require_tools
 
 from .upstreams import Nginx, SpecialUpstream
 
@@ -31,6 +32,7 @@ SLICE = 64 * 1024  # small slices, so ranges span several of them in small files
 
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    require_tools("nginx")
     server = Nginx(tmp_path_factory.mktemp("nginx"))
     server.start()
     yield server

@@ -5,7 +5,6 @@ cache surviving a restart, `synctv cache stats|purge`)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -17,8 +16,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from .upstreams import pattern
 
-needs_ffmpeg = pytest.mark.skipif(not (shutil.which("ffmpeg") and shutil.which("ffprobe")),
-                                  reason="ffmpeg and ffprobe are needed")
+needs_ffmpeg = pytest.mark.tools("ffmpeg", "ffprobe")
 
 
 def make_hls(directory: Path) -> None:

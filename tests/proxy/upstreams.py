@@ -19,6 +19,11 @@ from twisted.web import resource, server
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
+#: What a hostile member's upstream serves: a page whose script would run on synctv's origin.
+HOSTILE_PAGE = (b"<!doctype html><html><body><script>fetch('/api/auth/me')</script>"
+                b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(document.domain)'/></body></html>")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -116,7 +121,10 @@ class SpecialUpstream(resource.Resource):
     - ``/status/<code>``: answers that status;
     - ``/hang``: sends headers (206) and then nothing;
     - ``/bigheaders``: a header section of 200 KiB;
-    - ``/reset/<n>``: announces ``n`` bytes, sends half, drops the connection.
+    - ``/reset/<n>``: announces ``n`` bytes, sends half, drops the connection;
+    - ``/typed/range/<name>?type=T`` and ``/typed/norange/<name>?type=T``: :data:`HOSTILE_PAGE`
+      with ``Content-Type: T`` (none when ``type`` is absent), honouring Range or not;
+    - ``/redirect/<name>?to=URL``: 302 to ``URL``.
     """
 
     isLeaf = True
@@ -165,6 +173,21 @@ class SpecialUpstream(resource.Resource):
             for i in range(200):
                 request.setHeader(f"X-Filler-{i}".encode(), b"x" * 1000)
             return b"ok"
+        if kind == "typed":
+            mime = request.args.get(b"type", [None])[0]
+            if mime is not None:
+                request.setHeader(b"Content-Type", mime)
+            else:
+                request.defaultContentType = None  # twisted.web would say text/html
+            if arg == "range":
+                self._ranged(request, HOSTILE_PAGE, content_type=mime)
+                return server.NOT_DONE_YET
+            request.setHeader(b"Content-Length", str(len(HOSTILE_PAGE)).encode())
+            return HOSTILE_PAGE
+        if kind == "redirect":
+            request.setResponseCode(302)
+            request.setHeader(b"Location", request.args[b"to"][0])
+            return b""
         if kind == "reset":
             n = int(arg)
             request.setResponseCode(206)
@@ -176,7 +199,7 @@ class SpecialUpstream(resource.Resource):
         request.setResponseCode(404)
         return b"no such behaviour"
 
-    def _ranged(self, request: Any, body: bytes) -> None:
+    def _ranged(self, request: Any, body: bytes, content_type: bytes | None = None) -> None:
         value = (request.getHeader(b"range") or b"").decode()
         first, _, last = value.removeprefix("bytes=").partition("-")
         lo = int(first) if first else 0
@@ -184,6 +207,8 @@ class SpecialUpstream(resource.Resource):
         request.setResponseCode(206)
         request.setHeader(b"Content-Range", f"bytes {lo}-{hi}/{len(body)}".encode())
         request.setHeader(b"ETag", b'"gated-1"')
+        if content_type is not None:
+            request.setHeader(b"Content-Type", content_type)
         chunk = body[lo:hi + 1]
         request.setHeader(b"Content-Length", str(len(chunk)).encode())
         if not request._disconnected:

@@ -3,11 +3,9 @@ the events, a port in use is reported while the others keep working."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest_twisted
 
-from tests.displays.support import free_udp_port, send_udp, udp_port_in_use
+from tests.displays.support import free_udp_port, hold_udp_port, send_udp, udp_port_in_use
 
 
 def _counter(world, port: int, result: str) -> float:
@@ -74,7 +72,7 @@ async def test_ports_are_bound_and_released_as_events_change(show):
     assert not udp_port_in_use(first)
     event = await show.event(udp_port=first, udp_payload="SHOW_START")
     assert udp_port_in_use(first)
-    client, token = show.world.client, show.world.tokens["alice"]
+    client, token = show.world.client, show.world.tokens["admin"]  # only site admins set UDP ports
     r = await client.patch(f"/api/events/{event['id']}", {"udp_port": second}, token=token)
     assert r.status == 200 and r.json["event"]["status"]["udp"] == "listening"
     assert udp_port_in_use(second) and not udp_port_in_use(first)
@@ -109,8 +107,7 @@ async def test_two_events_share_a_port_until_the_last_one_goes(show):
 async def test_a_port_in_use_is_reported_while_other_ports_keep_working(show):
     """A port someone else holds is the event's status; another event's port still triggers; once
     the port is free, the next change binds it."""
-    blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    blocker.bind(("127.0.0.1", 0))
+    blocker = hold_udp_port()
     busy = blocker.getsockname()[1]
     free = free_udp_port()
     try:

@@ -1,7 +1,8 @@
 """Browser tests: Debian's Chromium driven by Playwright's sync API.
 
 - ``browser``: one headless Chromium for the session (``/usr/bin/chromium``, never a downloaded
-  one). Missing Chromium skips the browser tests, or fails them when ``CI=true``.
+  one). Missing Chromium skips the browser tests, or fails them under ``SYNCTV_REQUIRE_TOOLS=1``
+  (tests/tools.py).
 - ``open_page(base_url, skew_ms=0)``: a page in a fresh context, loaded at ``base_url``, whose
   wall clock is skewed like a device with a wrong clock: ``Date.now`` and
   ``performance.timeOrigin`` are moved by ``skew_ms`` before any script runs, while
@@ -32,6 +33,7 @@ import pytest
 
 from synctv.testing import ServerDidNotStart, wait_serving
 from tests.integration.processes import ServerProcess, child_env, twistd_args
+from tests.tools import require_tools
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 OFFLINE = "http://synctv.test"
@@ -56,13 +58,9 @@ SKEW_SCRIPT = """
 
 @pytest.fixture(scope="session")
 def chromium_executable() -> str:
-    """The system Chromium, or a skip (a failure under CI=true)."""
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium is not installed (CI=true)", pytrace=False)
-        pytest.skip("chromium is not installed")
-    return path
+    """The system Chromium, or a skip (a failure under SYNCTV_REQUIRE_TOOLS=1)."""
+    require_tools("chromium")
+    return str(shutil.which("chromium"))
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from tests.web.conftest import _ok
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg"),
+    pytest.mark.tools("ffmpeg"),
 ]
 
 VIEWPORT = {"width": 1440, "height": 900}
@@ -333,11 +333,10 @@ PNG_1x1 = bytes.fromhex(
 
 
 def _free_udp_port() -> int:
-    import socket
+    """A free port inside [triggers] udp_ports' default range (5000-5999)."""
+    from tests.displays.support import free_udp_port
 
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("0.0.0.0", 0))
-        return s.getsockname()[1]
+    return free_udp_port()
 
 
 # -- screenshots (only with SYNCTV_SCREENSHOTS=DIR) ------------------------------------------------

@@ -29,6 +29,7 @@ import pytest
 from bench import displays as bench
 from tests.integration.processes import ServerProcess
 from tests.web.conftest import _ok
+from tests.tools import require_tools
 
 pytestmark = [pytest.mark.integration]
 
@@ -105,8 +106,7 @@ def make_idle_image(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def rig(launch_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory) -> DisplayRig:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
+    require_tools("ffmpeg")
     folder = tmp_path_factory.mktemp("display")
     server = launch_server(folder / "data")
     password = (server.data / "root-password").read_text().strip()

@@ -27,6 +27,7 @@ import pytest
 
 from bench import displays as bench
 from tests.integration.processes import ServerProcess
+from tests.tools import require_tools
 from tests.web.conftest import _ok
 
 pytestmark = [pytest.mark.integration]
@@ -86,8 +87,7 @@ class Cinema:
 
 @pytest.fixture(scope="module")
 def cinema(launch_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory) -> Cinema:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
+    require_tools("ffmpeg")
     folder = tmp_path_factory.mktemp("cinema")
     server = launch_server(folder / "data")
     root = _ok(server.request("POST", "/api/auth/login", {"name": "root",

@@ -194,7 +194,9 @@ export function uploadRaw(method, path, file, options = {}) {
       reject(report(errorFrom(xhr.status, xhr.responseText, (n) => xhr.getResponseHeader(n)), false));
     };
     xhr.onerror = () => reject(new ApiError(0, "network",
-      "the upload was cut off (the server closed the connection: over its size limit, or unreachable)"));
+      "the upload was cut off: the server closed the connection (it refuses uploads before their body "
+      + "when the sign-in was revoked, the user is no site admin, two uploads are already running or the "
+      + "file is over its size limit), or it is unreachable"));
     xhr.onabort = () => reject(new ApiError(0, "aborted", "the upload was cancelled"));
     xhr.send(file);
   });

@@ -1,7 +1,9 @@
 """AMF0: the value encoding of RTMP commands and FLV script data.
 
-Pure and bounded. Decoding checks every declared length against the bytes that remain and caps
-nesting depth, so hostile input costs at most its own size; anything malformed raises
+Pure and bounded. Decoding checks every declared length against the bytes that remain, caps
+nesting depth (``MAX_DEPTH``) and, when asked, the number of values (``max_values``: every
+number, string, null, object and array counts, nested or not), so hostile input costs at most its
+own size and a bounded number of Python objects; anything malformed or past a bound raises
 ``AMF0Error`` (a ``ValueError``) and nothing else.
 
 Python mapping (both directions):
@@ -48,6 +50,10 @@ _DATE = struct.Struct(">dh")
 
 class AMF0Error(ValueError):
     """Bytes that are not valid AMF0, or a value AMF0 cannot carry."""
+
+
+class TooManyValues(AMF0Error):
+    """More values than the decoder was allowed (``max_values``)."""
 
 
 class _Undefined:
@@ -167,12 +173,13 @@ def encode(*values: Any) -> bytes:
 
 
 class _Decoder:
-    __slots__ = ("data", "end", "pos")
+    __slots__ = ("data", "end", "pos", "values_left")
 
-    def __init__(self, data: bytes | bytearray | memoryview, pos: int = 0) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview, pos: int = 0, max_values: int | None = None) -> None:
         self.data = bytes(data)
         self.pos = pos
         self.end = len(self.data)
+        self.values_left = max_values
 
     def take(self, n: int) -> bytes:
         if n > self.end - self.pos:
@@ -205,6 +212,10 @@ class _Decoder:
     def value(self, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
             raise AMF0Error(f"nesting deeper than {MAX_DEPTH}")
+        if self.values_left is not None:
+            if self.values_left <= 0:
+                raise TooManyValues("more AMF0 values than the limit")
+            self.values_left -= 1
         marker = self.take(1)[0]
         if marker == NUMBER:
             return _DOUBLE.unpack(self.take(8))[0]
@@ -249,9 +260,10 @@ def decode_value(data: bytes | bytearray | memoryview, offset: int = 0) -> tuple
     return value, decoder.pos
 
 
-def decode_all(data: bytes | bytearray | memoryview) -> list[Any]:
-    """Decode every value in ``data`` (an RTMP command or data message body)."""
-    decoder = _Decoder(data)
+def decode_all(data: bytes | bytearray | memoryview, max_values: int | None = None) -> list[Any]:
+    """Decode every value in ``data`` (an RTMP command or data message body); with ``max_values``,
+    more values than that in all (nested ones included) is an ``AMF0Error``."""
+    decoder = _Decoder(data, max_values=max_values)
     values = []
     while decoder.pos < decoder.end:
         values.append(decoder.value())

@@ -5,8 +5,23 @@ message headers, 1/2/3-byte basic headers, extended timestamps (also on fmt 3 ch
 encoders disagree: the 4 bytes are taken only when they repeat the header's value, as FMS, ffmpeg
 and SRS do), and applies the protocol control messages that change how later chunks parse: Set
 Chunk Size, Abort Message and Window Acknowledgement Size (which makes it report when an
-Acknowledgement is due). Everything is bounded: chunk size, message length and the number of chunk
-streams; anything out of bounds or malformed raises ``ChunkError`` (a ``ValueError``).
+Acknowledgement is due). Anything malformed raises ``ChunkError`` (a ``ValueError``); anything
+past a bound raises its subclass ``LimitExceeded``, whose ``limit`` names the bound.
+
+Bounds (all attributes, so the session can tighten them before a publish is authorized and loosen
+them after):
+
+- ``max_buffer_bytes``: the bytes one connection may make the reader hold. A message is counted at
+  its *declared* length from the moment its first header is read, so a header announcing more than
+  the budget fails at once, before any payload is buffered; ``held_elsewhere`` counts bytes the
+  owner holds for the same connection (the session's queue) against the same budget.
+- ``max_message_size``: the declared length of one message.
+- ``max_chunk_streams``: chunk stream ids with state (they are never forgotten).
+- ``min_chunk_size``: the smallest Set Chunk Size accepted (tiny chunks make every byte a header).
+- ``messages_left``: how many more messages may complete (``None``: no budget); it bounds the CPU
+  a stream of empty one-byte messages costs.
+
+A Window Acknowledgement Size below ``MIN_ACK_WINDOW`` is taken as ``MIN_ACK_WINDOW``.
 
 ``ChunkWriter`` encodes messages with a fmt 0 first chunk and fmt 3 continuations, so the bytes of
 one message depend only on the chunk size: ``PreparedMessage`` encodes a message once per chunk
@@ -46,6 +61,8 @@ DEFAULT_CHUNK_SIZE = 128
 MAX_CHUNK_SIZE = 16 * 1024 * 1024  # the spec allows 0x7FFFFFFF; anything above 16 MiB is absurd
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 MAX_CHUNK_STREAMS = 256
+MAX_BUFFER_BYTES = 32 * 1024 * 1024  # the default per-connection budget ([live] max_buffer_bytes)
+MIN_ACK_WINDOW = 4096
 MAX_CSID = 65599
 TIMESTAMP_MASK = 0xFFFFFFFF
 _EXTENDED = 0xFFFFFF
@@ -54,6 +71,14 @@ _HEADER_SIZES = (11, 7, 3, 0)
 
 class ChunkError(ValueError):
     """The peer's chunk stream is malformed or out of bounds."""
+
+
+class LimitExceeded(ChunkError):
+    """The peer went past a bound; ``limit`` names it (for the log line that closes the connection)."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 @attrs.frozen
@@ -86,10 +111,22 @@ class _ChunkStream:
 class ChunkReader:
     """Incoming chunk stream of one connection: ``feed(bytes) -> [Message, ...]``."""
 
-    def __init__(self, max_message_size: int = MAX_MESSAGE_SIZE, max_chunk_streams: int = MAX_CHUNK_STREAMS):
+    def __init__(
+        self,
+        max_message_size: int = MAX_MESSAGE_SIZE,
+        max_chunk_streams: int = MAX_CHUNK_STREAMS,
+        max_buffer_bytes: int = MAX_BUFFER_BYTES,
+        min_chunk_size: int = 1,
+        max_messages: int | None = None,
+    ) -> None:
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self.max_message_size = max_message_size
         self.max_chunk_streams = max_chunk_streams
+        self.max_buffer_bytes = max_buffer_bytes
+        self.min_chunk_size = min_chunk_size
+        self.messages_left = max_messages
+        self.held_elsewhere = 0  # bytes the owner holds for this connection, against the same budget
+        self.reserved_bytes = 0  # declared lengths of the messages being assembled
         self.bytes_received = 0
         self.ack_window = 0  # set by the peer's Window Acknowledgement Size; 0 = never acknowledge
         self._last_ack = 0
@@ -151,7 +188,7 @@ class ChunkReader:
             if fmt >= 2:
                 raise ChunkError(f"chunk stream {csid} starts with a fmt {fmt} header")
             if len(self._streams) >= self.max_chunk_streams:
-                raise ChunkError(f"more than {self.max_chunk_streams} chunk streams")
+                raise LimitExceeded("chunk_streams", f"more than {self.max_chunk_streams} chunk streams")
         in_progress = cs is not None and cs.payload is not None and fmt == 3
 
         # Header fields, held in locals until the whole chunk is known to be here.
@@ -179,8 +216,10 @@ class ChunkReader:
                 pos += 4
             elif cs is not None and ext_value == cs.ext_value:
                 pos += 4  # fmt 3 repeating the extended timestamp: present, skip it
-        if length > self.max_message_size:
-            raise ChunkError(f"message of {length} bytes exceeds the {self.max_message_size} byte limit")
+        # A partial message on this chunk stream that a new header replaces gives its bytes back.
+        released = cs.length if cs is not None and cs.payload is not None and not in_progress else 0
+        if not in_progress:
+            self._check_budget(length, released)
 
         have = len(cs.payload) if in_progress and cs is not None and cs.payload else 0
         take = min(self.chunk_size, length - have)
@@ -192,6 +231,7 @@ class ChunkReader:
             cs = _ChunkStream()
             self._streams[csid] = cs
         if not in_progress:
+            self.reserved_bytes += length - released
             if fmt == 0:
                 cs.timestamp = field
                 cs.delta = field  # a fmt 3 header after fmt 0 reuses its timestamp as the delta
@@ -212,9 +252,28 @@ class ChunkReader:
         if len(cs.payload) >= cs.length:
             message = Message(csid, cs.timestamp, cs.type_id, cs.stream_id, bytes(cs.payload))
             cs.payload = None
+            self.reserved_bytes -= cs.length
+            if self.messages_left is not None:
+                if self.messages_left <= 0:
+                    raise LimitExceeded("messages", "too many messages before the publish was authorized")
+                self.messages_left -= 1
             self._control(message)
             out.append(message)
         return pos - start
+
+    def _check_budget(self, length: int, released: int) -> None:
+        """Refuse a message whose declared length is past a bound, before any of it is held."""
+        if length > self.max_message_size:
+            raise LimitExceeded(
+                "message_size", f"message of {length} bytes exceeds the {self.max_message_size} byte limit"
+            )
+        held = self.reserved_bytes - released + self.held_elsewhere
+        if held + length > self.max_buffer_bytes:
+            raise LimitExceeded(
+                "max_buffer_bytes",
+                f"a message of {length} bytes on top of {held} held exceeds the per-connection buffer "
+                f"of {self.max_buffer_bytes} bytes",
+            )
 
     def _control(self, message: Message) -> None:
         """Apply the control messages that change how this reader parses."""
@@ -224,13 +283,17 @@ class ChunkReader:
             size = _u32(message.payload, "Set Chunk Size")
             if size & 0x80000000 or size == 0 or size > MAX_CHUNK_SIZE:
                 raise ChunkError(f"chunk size {size} out of bounds (1..{MAX_CHUNK_SIZE})")
+            if size < self.min_chunk_size:
+                raise LimitExceeded("chunk_size", f"chunk size {size} is below the minimum {self.min_chunk_size}")
             self.chunk_size = size
         elif message.type_id == ABORT:
             cs = self._streams.get(_u32(message.payload, "Abort Message"))
-            if cs is not None:
+            if cs is not None and cs.payload is not None:
+                self.reserved_bytes -= cs.length
                 cs.payload = None
         elif message.type_id == WINDOW_ACK_SIZE:
-            self.ack_window = _u32(message.payload, "Window Acknowledgement Size") & 0x7FFFFFFF
+            window = _u32(message.payload, "Window Acknowledgement Size") & 0x7FFFFFFF
+            self.ack_window = max(window, MIN_ACK_WINDOW) if window else 0
 
 
 def _u32(payload: bytes, what: str) -> int:

@@ -2,16 +2,23 @@
 
 ``feed(bytes)`` returns a list of ``SessionEvent`` in order: ``SendData`` (bytes to write to the
 peer) interleaved with what happened (``PublishRequested``, ``Metadata``, ``AudioData``,
-``VideoData``, ``PublishEnded``, ``ProtocolError``, ``Closed``). No reactor, no clock.
+``VideoData``, ``PublishEnded``, ``ProtocolError``, ``Closed``). No reactor; the clock is injected.
 
 Command flow (what OBS and ffmpeg send): handshake; ``connect`` -> Window Ack Size, Set Peer
 Bandwidth, Set Chunk Size, ``_result`` NetConnection.Connect.Success; ``releaseStream`` ->
 ``_result``; ``FCPublish`` -> ``onFCPublish`` + ``_result``; ``createStream`` -> ``_result``
 with a stream id; ``publish`` -> ``PublishRequested``, and the application answers later with
 ``accept_publish()`` (StreamBegin + onStatus NetStream.Publish.Start) or ``reject_publish()``
-(onStatus error, then ``Closed``). Media and metadata arriving while the decision is pending are
-queued (bounded) and delivered by ``accept_publish()``. ``FCUnpublish``/``deleteStream``/
-``closeStream`` end the publish. Unknown commands get an ``_error`` reply when they expect one.
+(onStatus error, then ``Closed``). Media, metadata and aggregate messages arriving while the
+decision is pending are queued unparsed (bounded) and delivered by ``accept_publish()``; before a
+publish is requested they are dropped unparsed. ``FCUnpublish``/``deleteStream``/``closeStream``
+end the publish. Unknown commands (``play`` too: this server only takes publishes) get an
+``_error`` reply when they expect one.
+
+Bounds (synctv/live/rtmp/limits.py, docs/live.md "Limits"): past any of them the session answers
+``ProtocolError`` (whose ``limit`` names the bound) then ``Closed``. The publish deadline runs on
+the injected clock (milliseconds): ``check_deadline()`` says when it passed, and ``feed`` checks it
+too; without a clock there is none. Events are defined in synctv/live/rtmp/events.py.
 
 Every ``PublishRequested`` is followed by exactly one ``PublishEnded`` (unpublish, protocol error or
 ``connection_lost()``), even if it was still pending -- unless the application rejected it.
@@ -25,78 +32,43 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import attrs
-
+from synctv.core.clock import Clock
 from synctv.live.rtmp import amf0
 from synctv.live.rtmp import chunks as ch
+from synctv.live.rtmp.events import (
+    AudioData,
+    Closed,
+    Metadata,
+    ProtocolError,
+    PublishEnded,
+    PublishRequested,
+    SendData,
+    SessionEvent,
+    VideoData,
+)
 from synctv.live.rtmp.handshake import HandshakeError, ServerHandshake
+from synctv.live.rtmp.limits import (
+    MAX_AMF_VALUES,
+    MAX_COMMAND_SIZE,
+    MAX_PENDING_BYTES,
+    MAX_PENDING_EVENTS,
+    MAX_STREAMS,
+    MIN_CHUNK_SIZE,
+    PRE_AUTH_COMMANDS,
+    PRE_AUTH_MESSAGES,
+    PRE_PUBLISH_MESSAGE_SIZE,
+    RTMPLimits,
+)
 
 COMMAND_CSID = 3
 STATUS_CSID = 5
-MAX_STREAMS = 16
-MAX_PENDING_BYTES = 8 * 1024 * 1024  # media queued while the application decides on a publish
-MAX_PENDING_EVENTS = 2048
-MAX_COMMAND_SIZE = 1024 * 1024  # AMF command/data messages are small; this caps decode amplification
 
 
 class RTMPError(ValueError):
     """The peer broke the RTMP command protocol (or the application misused the session)."""
 
 
-@attrs.frozen
-class SendData:
-    data: bytes = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
-
-
-@attrs.frozen
-class PublishRequested:
-    """The peer asks to publish ``app``/``stream_name``; answer with accept/reject_publish."""
-
-    app: str
-    stream_name: str
-    query: str = ""  # what followed "?" in the stream name
-    publish_type: str = "live"
-    tc_url: str = ""
-
-
-@attrs.frozen
-class Metadata:
-    data: dict[str, Any]
-
-
-@attrs.frozen
-class AudioData:
-    timestamp: int
-    payload: bytes = attrs.field(repr=lambda p: f"<{len(p)} bytes>")
-
-
-@attrs.frozen
-class VideoData:
-    timestamp: int
-    payload: bytes = attrs.field(repr=lambda p: f"<{len(p)} bytes>")
-
-
-@attrs.frozen
-class PublishEnded:
-    app: str
-    stream_name: str
-
-
-@attrs.frozen
-class ProtocolError:
-    message: str
-
-
-@attrs.frozen
-class Closed:
-    """The session is over; the transport should be closed once pending data is written."""
-
-    reason: str
-
-
-SessionEvent = (
-    SendData | PublishRequested | Metadata | AudioData | VideoData | PublishEnded | ProtocolError | Closed
-)
+_STREAM_MESSAGES = frozenset({ch.AUDIO, ch.VIDEO, ch.AGGREGATE, ch.DATA_AMF0, ch.DATA_AMF3})
 
 
 class _Output:
@@ -126,8 +98,18 @@ class _Output:
 
 def _decode_amf(payload: bytes) -> list[Any]:
     if len(payload) > MAX_COMMAND_SIZE:
-        raise RTMPError(f"AMF message of {len(payload)} bytes exceeds {MAX_COMMAND_SIZE}")
-    return amf0.decode_all(payload)
+        raise ch.LimitExceeded("amf_size", f"AMF message of {len(payload)} bytes exceeds {MAX_COMMAND_SIZE}")
+    try:
+        return amf0.decode_all(payload, max_values=MAX_AMF_VALUES)
+    except amf0.TooManyValues:
+        raise ch.LimitExceeded("amf_values", f"AMF message of more than {MAX_AMF_VALUES} values") from None
+
+
+def _amf_payload(message: ch.Message) -> bytes:
+    """The AMF0 body of a command or data message (AMF3 forms start with a 0 byte and then AMF0)."""
+    if message.type_id in (ch.COMMAND_AMF3, ch.DATA_AMF3) and message.payload[:1] == b"\x00":
+        return message.payload[1:]
+    return message.payload
 
 
 def _split_query(name: str) -> tuple[str, str]:
@@ -151,11 +133,20 @@ class RTMPSession:
         random_bytes: Callable[[int], bytes] = os.urandom,
         max_message_size: int = ch.MAX_MESSAGE_SIZE,
         max_pending_bytes: int = MAX_PENDING_BYTES,
+        limits: RTMPLimits = RTMPLimits(),
+        clock: Clock | None = None,
     ) -> None:
+        """``clock`` (milliseconds) starts the publish deadline; without one there is none."""
         self.out_chunk_size = chunk_size
         self.window_ack_size = window_ack_size
         self.peer_bandwidth = peer_bandwidth
         self.max_pending_bytes = max_pending_bytes
+        self.limits = limits
+        self._clock = clock
+        self._deadline_ms = clock() + int(limits.publish_timeout_s * 1000) if clock is not None else None
+        self._max_message_size = max_message_size
+        self._commands_left = PRE_AUTH_COMMANDS
+        self.bytes_received = 0
         self.state = self.HANDSHAKE
         self.app = ""
         self.tc_url = ""
@@ -163,15 +154,39 @@ class RTMPSession:
         self.publish_state: str | None = None  # None | "pending" | "publishing"
         self._publish_stream_id = 0
         self._next_stream_id = 1
-        self._pending: list[SessionEvent] = []
+        self._pending: list[ch.Message] = []
         self._pending_bytes = 0
         self._handshake = ServerHandshake(random_bytes)
-        self._reader = ch.ChunkReader(max_message_size=max_message_size)
+        self._reader = ch.ChunkReader(
+            max_message_size=min(max_message_size, PRE_PUBLISH_MESSAGE_SIZE),
+            max_chunk_streams=limits.pre_publish_chunk_streams,
+            max_buffer_bytes=limits.max_buffer_bytes,
+            min_chunk_size=MIN_CHUNK_SIZE,
+            max_messages=PRE_AUTH_MESSAGES,
+        )
         self._writer = ch.ChunkWriter()
 
     @property
     def publishing(self) -> bool:
         return self.publish_state == "publishing"
+
+    @property
+    def stage(self) -> str:
+        """handshake, wait_connect, connected, pending, publishing or closed."""
+        if self.state == self.CONNECTED:
+            return self.publish_state or self.CONNECTED
+        return self.state
+
+    @property
+    def deadline_ms(self) -> int | None:
+        """When the connection is closed unless a publish is authorized first; None once one is."""
+        return self._deadline_ms if self.state != self.CLOSED else None
+
+    @property
+    def held_bytes(self) -> int:
+        """What this connection makes us hold: partly assembled messages (at their declared length)
+        and media queued while the publish is checked."""
+        return self._reader.reserved_bytes + self._pending_bytes
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -180,6 +195,10 @@ class RTMPSession:
         out = _Output()
         if self.state == self.CLOSED:
             return []
+        self.bytes_received += len(data)
+        if self._past_deadline():
+            self._deadline_passed(out)
+            return out.result()
         try:
             if self.state == self.HANDSHAKE:
                 step = self._handshake.feed(data)
@@ -196,9 +215,25 @@ class RTMPSession:
                 sequence = self._reader.pop_acknowledgement()
                 if sequence is not None:
                     out.send(self._writer.write(ch.acknowledgement_message(sequence)))
+        except ch.LimitExceeded as exc:
+            self._fail(str(exc), out, exc.limit)
         except (HandshakeError, ch.ChunkError, amf0.AMF0Error, RTMPError) as exc:
             self._fail(str(exc), out)
         return out.result()
+
+    def check_deadline(self) -> list[SessionEvent]:
+        """``ProtocolError`` + ``Closed`` if the deadline passed without an authorized publish, else []."""
+        out = _Output()
+        if self._past_deadline():
+            self._deadline_passed(out)
+        return out.result()
+
+    def _past_deadline(self) -> bool:
+        deadline = self.deadline_ms
+        return deadline is not None and self._clock is not None and self._clock() >= deadline
+
+    def _deadline_passed(self, out: _Output) -> None:
+        self._fail(f"no authorized publish within {self.limits.publish_timeout_s:g} s", out, "publish_timeout_s")
 
     def connection_lost(self) -> list[SessionEvent]:
         """The transport is gone: end a publish in progress."""
@@ -216,12 +251,21 @@ class RTMPSession:
         if self.state == self.CLOSED or self.publish_state != "pending":
             return []
         self.publish_state = "publishing"
+        self._deadline_ms = None
+        self._reader.max_chunk_streams = ch.MAX_CHUNK_STREAMS
+        self._reader.messages_left = None
         sid = self._publish_stream_id
         out.send(self._writer.write(ch.user_control_message(ch.STREAM_BEGIN, sid)))
         self._on_status(out, "status", "NetStream.Publish.Start", f"{self.stream_name} is now published.")
-        for event in self._pending:
-            out.event(event)
-        self._pending, self._pending_bytes = [], 0
+        queued = self._pending
+        self._drop_pending()
+        try:
+            for message in queued:
+                self._dispatch(message, out)
+        except ch.LimitExceeded as exc:
+            self._fail(str(exc), out, exc.limit)
+        except (ch.ChunkError, amf0.AMF0Error, RTMPError) as exc:
+            self._fail(str(exc), out)
         return out.result()
 
     def reject_publish(self, description: str, code: str = "NetStream.Publish.BadName") -> list[SessionEvent]:
@@ -237,37 +281,40 @@ class RTMPSession:
 
     def _reject(self, out: _Output, description: str, code: str) -> None:
         self._on_status(out, "error", code, description)
-        self._pending, self._pending_bytes = [], 0
+        self._drop_pending()
         self.publish_state = None
         self.state = self.CLOSED
         out.event(Closed(f"publish rejected: {description}"))
 
     # -- dispatch ---------------------------------------------------------------------------------
 
-    def _fail(self, message: str, out: _Output) -> None:
+    def _fail(self, message: str, out: _Output, limit: str = "") -> None:
+        stage = self.stage
         self._end_publish(out, notify=False)
         self.state = self.CLOSED
-        out.event(ProtocolError(message))
+        out.event(ProtocolError(message, limit, stage))
         out.event(Closed(message))
+
+    def _drop_pending(self) -> None:
+        self._pending, self._pending_bytes = [], 0
+        self._reader.held_elsewhere = 0
 
     def _dispatch(self, message: ch.Message, out: _Output) -> None:
         kind = message.type_id
+        if kind in _STREAM_MESSAGES and self.publish_state != "publishing":
+            if self.publish_state == "pending":
+                self._queue(message)
+            return  # nothing published yet: dropped unparsed
         if kind in (ch.AUDIO, ch.VIDEO):
             self._media(kind, message.timestamp, message.payload, out)
         elif kind in (ch.COMMAND_AMF0, ch.COMMAND_AMF3):
-            payload = (
-                message.payload[1:]
-                if kind == ch.COMMAND_AMF3 and message.payload[:1] == b"\x00"
-                else message.payload
-            )
-            self._command(_decode_amf(payload), message, out)
+            if not self.publishing:
+                self._commands_left -= 1
+                if self._commands_left < 0:
+                    raise ch.LimitExceeded("commands", "too many commands before the publish was authorized")
+            self._command(_decode_amf(_amf_payload(message)), message, out)
         elif kind in (ch.DATA_AMF0, ch.DATA_AMF3):
-            payload = (
-                message.payload[1:]
-                if kind == ch.DATA_AMF3 and message.payload[:1] == b"\x00"
-                else message.payload
-            )
-            self._data(_decode_amf(payload), out, len(payload))
+            self._data(_decode_amf(_amf_payload(message)), out)
         elif kind == ch.USER_CONTROL:
             event, body = ch.parse_user_control(message.payload)
             if event == ch.PING_REQUEST and len(body) >= 4:
@@ -278,30 +325,29 @@ class RTMPSession:
         # Set Chunk Size / Abort / Window Ack Size were applied by the reader; the rest is ignored.
 
     def _media(self, kind: int, timestamp: int, payload: bytes, out: _Output) -> None:
-        if not payload:
-            return
-        event: SessionEvent = (AudioData if kind == ch.AUDIO else VideoData)(timestamp, payload)
-        if self.publish_state == "publishing":
-            out.event(event)
-        elif self.publish_state == "pending":
-            self._queue(event, len(payload))
+        if payload:
+            out.event((AudioData if kind == ch.AUDIO else VideoData)(timestamp, payload))
 
-    def _queue(self, event: SessionEvent, size: int) -> None:
-        """Hold an event until accept_publish; beyond the bounds it is dropped."""
-        if len(self._pending) < MAX_PENDING_EVENTS and self._pending_bytes + size <= self.max_pending_bytes:
-            self._pending.append(event)
+    def _queue(self, message: ch.Message) -> None:
+        """Hold a message until accept_publish; beyond the bounds it is dropped.
+
+        What is held counts against the connection's buffer budget, with the chunk reader's."""
+        size = len(message.payload)
+        if (
+            len(self._pending) < MAX_PENDING_EVENTS
+            and self._pending_bytes + size <= self.max_pending_bytes
+            and self._reader.reserved_bytes + self._pending_bytes + size <= self.limits.max_buffer_bytes
+        ):
+            self._pending.append(message)
             self._pending_bytes += size
+            self._reader.held_elsewhere = self._pending_bytes
 
-    def _data(self, values: list[Any], out: _Output, size: int) -> None:
+    def _data(self, values: list[Any], out: _Output) -> None:
         if values and values[0] == "@setDataFrame":
             values = values[1:]
         if len(values) < 2 or values[0] != "onMetaData" or not isinstance(values[1], dict):
             return
-        event = Metadata(dict(values[1]))
-        if self.publish_state == "publishing":
-            out.event(event)
-        elif self.publish_state == "pending":
-            self._queue(event, size)
+        out.event(Metadata(dict(values[1])))
 
     def _aggregate(self, message: ch.Message, out: _Output) -> None:
         data = message.payload
@@ -324,7 +370,7 @@ class RTMPSession:
             if kind in (ch.AUDIO, ch.VIDEO):
                 self._media(kind, timestamp, body, out)
             elif kind == ch.DATA_AMF0:
-                self._data(_decode_amf(body), out, len(body))
+                self._data(_decode_amf(body), out)
 
     # -- commands ---------------------------------------------------------------------------------
 
@@ -402,6 +448,7 @@ class RTMPSession:
             self._reject(out, "a stream name is required", "NetStream.Publish.BadName")
             return
         self.publish_state = "pending"
+        self._reader.max_message_size = self._max_message_size  # media may follow at once
         out.event(PublishRequested(self.app, stream_name, query, kind, self.tc_url))
 
     def _end_publish(self, out: _Output, notify: bool) -> None:
@@ -409,7 +456,7 @@ class RTMPSession:
             return
         was_publishing = self.publish_state == "publishing"
         self.publish_state = None
-        self._pending, self._pending_bytes = [], 0
+        self._drop_pending()
         if notify and was_publishing:
             self._on_status(
                 out, "status", "NetStream.Unpublish.Success", f"{self.stream_name} is now unpublished."
