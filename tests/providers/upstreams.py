@@ -5,6 +5,8 @@ Each is a twisted.web resource that records its calls (``calls``: a Counter of `
 and serves real media made by ffmpeg (:func:`make_media`) with Range (``static.File``):
 
 - :class:`FakeAlist`: ``/api/auth/login/hash`` (code 400 in an HTTP 200 for a wrong password),
+  a tree with ``/movies`` and ``/clips`` (``hevc.mp4``: H.265 video with AAC sound, which Chromium
+  plays as sound only),
   ``/api/fs/list`` (``content: null`` for an empty folder), ``/api/fs/get`` (``raw_url`` signed with an
   expiry, ``related`` subtitles), ``/d/...`` (403 for an expired sign). A raw token in
   ``Authorization`` (``Bearer`` is refused); ``revoke()`` makes every token answer ``code: 401``.
@@ -16,7 +18,8 @@ and serves real media made by ffmpeg (:func:`make_media`) with Range (``static.F
 - :class:`FakeBilibili`: ``finger/spi``, ``nav`` (WBI keys; -101 anonymously), ``wbi/view`` and
   ``wbi/playurl`` (the WBI signature is checked; 412 without a ``buvid3`` cookie; ``-404`` for an
   unknown video), the CDN (403 without Referer and a browser User-Agent; a ``deadline``), raw-
-  deflated danmaku XML, and the live room API.
+  deflated danmaku XML (scrolling, top and bottom ones in colours), and the live room API.
+  ``DASH_ONLY`` answers ``playurl`` with DASH tracks only.
 
 ``python -m tests.providers.upstreams DIR`` runs all four on free loopback ports and prints one JSON
 line of their base URLs and credentials (for the CLI tests and bench/providers.py).
@@ -47,13 +50,17 @@ MIXIN_TAB = [46, 47, 18, 2, 53, 8, 23, 32, 15, 50, 10, 31, 58, 3, 45, 35, 27, 43
              56, 59, 6, 63, 57, 62, 11, 36, 20, 34, 44, 52]
 SRT = b"1\r\n00:00:00,500 --> 00:00:01,500\r\nHello <b>there</b>\r\n\r\n2\r\n00:00:01,600 --> 00:00:02,000\r\nBye\r\n"
 VTT = b"WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nHello\n"
-DANMAKU = [(0.2, "first!"), (0.6, "at 0.6"), (1.1, "<b>&amp; one</b>"), (1.7, "late one"), (30.0, "never")]
+# (at, text, mode, colour): Bilibili's modes, 1 scrolls, 5 stays at the top, 4 at the bottom
+DANMAKU = [(0.2, "first!", 1, 0xFFFFFF), (0.6, "at 0.6", 5, 0xFF4D4F), (1.1, "<b>&amp; one</b>", 1, 0xFFD400),
+           (1.7, "late one", 4, 0x33CCFF), (30.0, "never", 1, 0xFFFFFF)]
+DASH_ONLY = "BV1Dq4y1X7dA"
 
 
 def make_media(folder: Path) -> dict[str, Path]:
-    """Small real media made by ffmpeg: an MP4, the same as MKV, an HLS rendition, an FLV, a PNG."""
+    """Small real media made by ffmpeg: an MP4, the same as MKV, an HLS rendition, an FLV, a PNG,
+    and an MP4 whose video is H.265 (HEVC)."""
     folder.mkdir(parents=True, exist_ok=True)
-    out = {name: folder / name for name in ("video.mp4", "video.mkv", "live.flv", "cover.png")}
+    out = {name: folder / name for name in ("video.mp4", "video.mkv", "live.flv", "cover.png", "hevc.mp4")}
     hls = folder / "hls"
     if not (hls / "index.m3u8").exists():
         run = [["-f", "lavfi", "-i", "testsrc=duration=2:size=96x64:rate=25", "-f", "lavfi", "-i",
@@ -68,6 +75,11 @@ def make_media(folder: Path) -> dict[str, Path]:
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(out["video.mp4"]), "-c", "copy", "-f", "hls",
                         "-hls_time", "1", "-hls_list_size", "0", "-hls_segment_filename", str(hls / "seg%d.ts"),
                         str(hls / "index.m3u8")], check=True, timeout=120)
+    if not out["hevc.mp4"].exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=2:size=96x64:rate=25",
+                        "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:v", "libx265", "-tag:v", "hvc1",
+                        "-x265-params", "log-level=error", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+                        "-movflags", "+faststart", str(out["hevc.mp4"])], check=True, timeout=120)
     out["hls"] = hls
     return out
 
@@ -136,6 +148,8 @@ class FakeAlist(Fake):
             "/movies/notes.txt": (False, 4, None),
             "/movies/second.mp4": (False, 2, media["video.mp4"]),
             "/movies/extras": (True, 1, None),
+            "/clips": (True, 1, None),
+            "/clips/hevc.mp4": (False, 2, media["hevc.mp4"]),
         }
 
     def revoke(self) -> None:
@@ -458,13 +472,15 @@ class FakeBilibili(Fake):
         self.sub_key = "4932caff0ff746eab6f01bf08b70ac45"
         self.sessdata = "SESSDATA=" + secrets.token_hex(12)
         self.link_ttl_s = 7200
-        self.dash_only: set[str] = set()
+        self.dash_only: set[str] = {DASH_ONLY}
         self.videos: dict[str, dict[str, Any]] = {
             "BV1xx411c7mD": {"aid": 170001, "title": "Two Parts", "pic": "", "pages": [
                 {"cid": 3001, "page": 1, "part": "Opening", "duration": 2},
                 {"cid": 3002, "page": 2, "part": "Ending", "duration": 2}]},
             "BV1y7411Q7Eq": {"aid": 170002, "title": "One Part", "pic": "", "pages": [
                 {"cid": 3003, "page": 1, "part": "P1", "duration": 2}]},
+            DASH_ONLY: {"aid": 170003, "title": "Only DASH", "pic": "", "pages": [
+                {"cid": 3004, "page": 1, "part": "P1", "duration": 2}]},
         }
         self.rooms = {21: {"room_id": 2100021, "title": "A live room", "live_status": 1, "user_cover": ""},
                       22: {"room_id": 2200022, "title": "Offline", "live_status": 0, "user_cover": ""}}
@@ -532,8 +548,8 @@ class FakeBilibili(Fake):
         if path == "/x/v1/dm/list.so":
             xml = ('<?xml version="1.0" encoding="UTF-8"?><i><chatserver>chat.bilibili.com</chatserver>'
                    f'<chatid>{q.get("oid")}</chatid><maxlimit>1500</maxlimit>' + "".join(
-                       f'<d p="{at},1,25,16777215,1584268892,0,a16fe0dd,{1000 + n},10">{text.replace("<", "&lt;")}</d>'
-                       for n, (at, text) in enumerate(DANMAKU)) + "</i>").encode()
+                       f'<d p="{at},{mode},25,{color},1584268892,0,a16fe0dd,{1000 + n},10">{text.replace("<", "&lt;")}</d>'
+                       for n, (at, text, mode, color) in enumerate(DANMAKU)) + "</i>").encode()
             deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
             request.setHeader(b"Content-Type", b"text/xml")
             return deflate.compress(xml) + deflate.flush()

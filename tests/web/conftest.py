@@ -9,7 +9,8 @@
   ``performance.now()`` stays true (DESIGN.md, "Measuring sync"). ``window.__trueNow()`` is the
   unskewed ``timeOrigin + performance.now()``, the reference the tests measure against.
   ``base_url=OFFLINE`` serves ``web/`` through Playwright's router, with no server.
-- ``launch_server(data, port=0)``: the real ``twistd -n synctv`` on loopback (killed at teardown).
+- ``launch_server(data, port=0, extra=())``: the real ``twistd -n synctv`` on loopback (killed at
+  teardown); ``extra``: more twistd options, e.g. ``("--config", path)``.
 - ``web_room``: one server for the module with a room, its media, and tokens for root and alice
   (a plain member).
 
@@ -115,13 +116,13 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
 
 @pytest.fixture(scope="module")
 def launch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ServerProcess]]:
-    """``launch_server(data, port=0)`` starts ``twistd -n synctv``; every one is stopped at the end."""
+    """``launch_server(data, port=0, extra=())`` starts ``twistd -n synctv``; every one is stopped at the end."""
     started: list[ServerProcess] = []
     logs = tmp_path_factory.mktemp("twistd")
 
-    def launch(data: Path, port: int = 0, timeout: float = 60.0) -> ServerProcess:
+    def launch(data: Path, port: int = 0, timeout: float = 60.0, extra: tuple[str, ...] = ()) -> ServerProcess:
         log = logs / f"twistd-{len(started)}.log"
-        args = twistd_args(data, None)
+        args = twistd_args(data, None, *extra)
         args[args.index("--http") + 1] = f"tcp:{port}:interface=127.0.0.1"
         with open(log, "wb") as out:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=logs, env=child_env())
