@@ -3,6 +3,7 @@
 // and the display page.
 //
 //   const source = pickSource(result, video);      // {kind: "native" | "hls" | "flv", info} or {error}
+//   const all = playableSources(result, video);    // every playable one, best first (fallbacks)
 //   const player = new MediaPlayer(video);
 //   await player.load(source);                     // native src, hls.js or mpegts.js
 //
@@ -27,6 +28,10 @@ const TYPES = Object.freeze({
   mp3: ["audio/mpeg"],
   m4a: ["audio/mp4"],
   hevc: ['video/mp4; codecs="hvc1.1.6.L93.B0"'],
+  flac: ["audio/flac"],
+  wav: ["audio/wav"],
+  aac: ["audio/aac"],
+  opus: ['audio/ogg; codecs="opus"'],
 });
 
 // a WAV of silence (44 bytes of header, 2 samples): the autoplay probe
@@ -72,43 +77,89 @@ export function pickUrl(result, canPlay) {
  * @property {any} info the PlaybackInfo
  * @property {string} url
  * @property {boolean} live the item is a live stream (metadata.live)
+ * @property {number} [index] its place in the result's infos
  */
 
+/** Containers browsers play natively or not depending on codecs the page cannot see (MKV with
+ * HEVC, AC-3, DTS...): tried only when nothing surer is offered, e.g. after a server's HLS
+ * transcode. */
+const UNSURE_FORMATS = new Set(["mkv"]);
+/** Formats with no picture: "no picture" is no problem for these. */
+export const AUDIO_FORMATS = Object.freeze(["mp3", "m4a", "ogg", "oga", "opus", "flac", "wav", "aac"]);
+
 /**
- * The best PlaybackInfo of `result` this browser can play, in the server's order (best first):
- * direct/proxy in a format the video element plays; hls with hls.js (MSE) or natively; flv with
- * mpegts.js (MSE). When none fits, `{error}` says what to do.
+ * Every PlaybackInfo of `result` this browser can play, best first: the server's order, except
+ * that an MKV comes after everything surer. direct/proxy in a format the video element plays;
+ * hls with hls.js (MSE) or natively; flv with mpegts.js (MSE).
  * @param {any} result a PlaybackResult
  * @param {HTMLMediaElement} video
  * @param {{mse?: boolean}} [options] mse: override the MSE check (tests)
+ * @returns {Source[]}
+ */
+export function playableSources(result, video, options = {}) {
+  const mse = options.mse ?? hasMSE();
+  const infos = Array.isArray(result?.infos) ? result.infos : [];
+  /** @type {Source[]} */
+  const sure = [];
+  /** @type {Source[]} */
+  const unsure = [];
+  infos.forEach((/** @type {any} */ info, /** @type {number} */ index) => {
+    if (typeof info?.url !== "string") return;
+    const live = !!info.metadata?.live;
+    const format = String(info.format ?? "unknown");
+    const url = info.url;
+    if (NATIVE_MODES.includes(info.mode) && !["hls", "flv", "dash"].includes(format) && canPlayFormat(video, format)) {
+      (UNSURE_FORMATS.has(format) ? unsure : sure).push({ kind: "native", info, url, live, index });
+    } else if (info.mode === "hls" || format === "hls") {
+      if (mse) sure.push({ kind: "hls", info, url, live, index });
+      else if (video.canPlayType("application/vnd.apple.mpegurl")) sure.push({ kind: "native", info, url, live, index });
+    } else if ((info.mode === "flv" || format === "flv") && mse) {
+      sure.push({ kind: "flv", info, url, live, index });
+    }
+  });
+  return [...sure, ...unsure];
+}
+
+/**
+ * The best PlaybackInfo of `result` this browser can play (playableSources' first); when none
+ * fits, `{error}` says what to do.
+ * @param {any} result a PlaybackResult
+ * @param {HTMLMediaElement} video
+ * @param {{mse?: boolean, infoCommand?: string}} [options] mse: override the MSE check (tests);
+ *   infoCommand: the `synctv media info ...` line that prints this item's URLs
  * @returns {Source | {error: string}}
  */
 export function pickSource(result, video, options = {}) {
-  const mse = options.mse ?? hasMSE();
-  const infos = Array.isArray(result?.infos) ? result.infos : [];
-  const formats = new Set();
-  for (const info of infos) {
-    if (typeof info?.url !== "string") continue;
-    const live = !!info.metadata?.live;
-    const format = String(info.format ?? "unknown");
-    formats.add(format);
-    if (NATIVE_MODES.includes(info.mode) && !["hls", "flv"].includes(format) && canPlayFormat(video, format)) {
-      return { kind: "native", info, url: info.url, live };
-    }
-    if (info.mode === "hls" || format === "hls") {
-      if (mse) return { kind: "hls", info, url: info.url, live };
-      if (video.canPlayType("application/vnd.apple.mpegurl")) return { kind: "native", info, url: info.url, live };
-    }
-    if ((info.mode === "flv" || format === "flv") && mse) return { kind: "flv", info, url: info.url, live };
-  }
+  const [best] = playableSources(result, video, options);
+  return best ?? { error: unplayable(result, options.infoCommand) };
+}
+
+/**
+ * Why nothing of `result` plays here, and what to do instead.
+ * @param {any} result a PlaybackResult
+ * @param {string} [infoCommand] the command that prints the item's URLs for a native player
+ */
+export function unplayable(result, infoCommand = "synctv media info ROOM MEDIA") {
+  const infos = Array.isArray(result?.infos) ? result.infos.filter((/** @type {any} */ i) => typeof i?.url === "string") : [];
   if (infos.length === 0) {
-    return { error: "the server offers no way to play this item here; ask whoever added it to check its URL" };
+    return "the server offers no way to play this item here; ask whoever added it to check its URL";
+  }
+  const formats = new Set(infos.map((/** @type {any} */ i) => String(i.format ?? "unknown")));
+  const elsewhere = `play it with mpv or VLC: \`${infoCommand} --modes proxy\` prints its URL`;
+  if (formats.has("dash")) {
+    return `this video is only available as DASH (separate video and audio streams), which this page cannot play; ${elsewhere}`;
   }
   const named = [...formats].filter((f) => f !== "unknown").map((f) => f.toUpperCase());
   if (named.includes("HEVC") || named.includes("MKV")) {
-    return { error: `this browser cannot play ${named.join(", ")}; try another browser (Safari, Edge) or ask for an MP4 (H.264) or WebM version` };
+    return `this browser cannot play ${named.join(", ")}; try another browser (Safari, Edge) or ask for an MP4 (H.264) or WebM version, or ${elsewhere}`;
   }
-  return { error: `this browser cannot play ${named.length ? named.join(", ") : "this item"}; try another browser or another version of the item` };
+  return `this browser cannot play ${named.length ? named.join(", ") : "this item"}; try another browser or another version of the item, or ${elsewhere}`;
+}
+
+/** What to say when the browser plays the sound of a video but cannot decode its picture. */
+export function noPicture(infoCommand = "synctv media info ROOM MEDIA") {
+  return "this browser cannot show this video's picture (its codec, most likely HEVC/H.265, is not supported here; "
+    + `only the sound plays). Try another browser (Safari, or Edge with HEVC), or play it with mpv or VLC: \`${infoCommand} --modes proxy\` prints its URL`;
 }
 
 /**
@@ -154,7 +205,8 @@ export async function soundMayAutoplay() {
 }
 
 /**
- * Puts one Source at a time into a video element. Events (CustomEvent): `error` {message, fatal}.
+ * Puts one Source at a time into a video element. Events (CustomEvent): `error` {message, fatal,
+ * codec} (codec: the browser cannot decode the stream, e.g. HEVC in HLS).
  */
 export class MediaPlayer extends EventTarget {
   /** @param {HTMLVideoElement} video */
@@ -194,7 +246,9 @@ export class MediaPlayer extends EventTarget {
       if (gen !== this._generation) return;
       const hls = new Hls({ liveSyncDurationCount: 2, enableWorker: true });
       hls.on(Hls.Events.ERROR, (/** @type {any} */ _e, /** @type {any} */ data) => {
-        if (data?.fatal) this._fail(`HLS: ${data.type} ${data.details}`, true);
+        if (!data?.fatal) return;
+        const codec = /IncompatibleCodecs|CodecError/i.test(String(data.details));
+        this._fail(`HLS: ${data.type} ${data.details}`, true, codec);
       });
       hls.loadSource(absolute);
       hls.attachMedia(video);
@@ -238,8 +292,9 @@ export class MediaPlayer extends EventTarget {
   /**
    * @param {string} message
    * @param {boolean} fatal
+   * @param {boolean} [codec] the browser cannot decode the stream's codec (a retry cannot help)
    */
-  _fail(message, fatal) {
-    this.dispatchEvent(new CustomEvent("error", { detail: { message, fatal } }));
+  _fail(message, fatal, codec = false) {
+    this.dispatchEvent(new CustomEvent("error", { detail: { message, fatal, codec } }));
   }
 }

@@ -6,6 +6,9 @@
 // that moment, at once when the video is already there (within DANMAKU_LATE_S), and never when
 // that moment is long past (a page that joins later does not replay them). Lines run in lanes
 // so they do not overlap; at most MAX_FLYING fly at once; they stop while the video is paused.
+// A provider's danmaku (Bilibili's comments, docs/realtime.md) carry `mode` and `color`: mode 4
+// stays at the bottom and 5 at the top, centred, for FIXED_S; 1-3 and 6 scroll; 7-9 (advanced,
+// code, BAS: scripts, not text) are not shown. `color` (0xRRGGBB) colours the text.
 //
 // The server's limits (welcome.limits: chat 500, danmaku 100 characters, messages per second)
 // are shown next to the input and explained when a message is refused.
@@ -14,6 +17,8 @@
 
 export const DANMAKU_LATE_S = 3;
 export const FLY_S = 7;
+export const FIXED_S = 4;
+const SCROLL_MODES = new Set([1, 2, 3, 6]);
 const MAX_FLYING = 60;
 const MAX_CHAT_LINES = 300;
 
@@ -29,6 +34,20 @@ function el(tag, className, text) {
   return node;
 }
 
+/**
+ * The CSS colour of a danmaku's `color` (0xRRGGBB); "" (the default white) for white or anything else.
+ * @param {unknown} value
+ */
+export function danmakuColor(value) {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value >= 0xffffff) return "";
+  return `#${value.toString(16).padStart(6, "0")}`;
+}
+
+/**
+ * A danmaku waiting for its moment: `place` scroll, top or bottom; `color` a CSS colour or "" (white).
+ * @typedef {{text: string, at: number, mine: boolean, id: string, place: "scroll" | "top" | "bottom", color: string}} Shown
+ */
+
 /** Danmaku over the video, by media time. */
 export class DanmakuLayer {
   /**
@@ -38,10 +57,10 @@ export class DanmakuLayer {
   constructor(layer, video) {
     this.layer = layer;
     this.video = video;
-    /** @type {Array<{text: string, at: number, mine: boolean, id: string}>} waiting for their moment */
+    /** @type {Shown[]} waiting for their moment */
     this.pending = [];
-    /** @type {number[]} per lane: until when (perf ms) it is taken */
-    this.lanes = [];
+    /** @type {{scroll: number[], top: number[], bottom: number[]}} per lane: until when (perf ms) it is taken */
+    this.lanes = { scroll: [], top: [], bottom: [] };
     this.shown = 0;
     const tick = () => {
       this._release();
@@ -52,12 +71,15 @@ export class DanmakuLayer {
   }
 
   /**
-   * @param {{id: string, text: string, at: number}} danmaku
+   * @param {{id: string, text: string, at: number, mode?: number, color?: number}} danmaku
    * @param {boolean} mine
    */
   add(danmaku, mine) {
     if (typeof danmaku.text !== "string" || !Number.isFinite(danmaku.at)) return;
-    this.pending.push({ text: danmaku.text, at: danmaku.at, mine, id: danmaku.id });
+    const mode = danmaku.mode ?? 1;
+    const place = SCROLL_MODES.has(mode) ? "scroll" : mode === 4 ? "bottom" : mode === 5 ? "top" : null;
+    if (place === null) return; // advanced, code or BAS danmaku: scripts, not text
+    this.pending.push({ text: danmaku.text, at: danmaku.at, mine, id: danmaku.id, place, color: danmakuColor(danmaku.color) });
     this.pending.sort((a, b) => a.at - b.at);
     if (this.pending.length > 500) this.pending.splice(0, this.pending.length - 500);
     this._release();
@@ -72,30 +94,37 @@ export class DanmakuLayer {
   _release() {
     const now = this.video.currentTime;
     while (this.pending.length && this.pending[0].at <= now + 0.05) {
-      const next = /** @type {{text: string, at: number, mine: boolean, id: string}} */ (this.pending.shift());
-      if (now - next.at <= DANMAKU_LATE_S) this._fly(next.text, next.mine);
+      const next = /** @type {Shown} */ (this.pending.shift());
+      if (now - next.at <= DANMAKU_LATE_S) this._fly(next);
     }
   }
 
-  /**
-   * @param {string} text
-   * @param {boolean} mine
-   */
-  _fly(text, mine) {
+  /** @param {Shown} d */
+  _fly(d) {
     if (this.layer.childElementCount >= MAX_FLYING) return;
     const lineHeight = Math.max(22, Math.min(36, this.layer.clientHeight / 10));
-    const laneCount = Math.max(1, Math.floor((this.layer.clientHeight * 0.8) / lineHeight));
+    const laneCount = Math.max(1, Math.floor((this.layer.clientHeight * (d.place === "scroll" ? 0.8 : 0.4)) / lineHeight));
+    const lanes = this.lanes[d.place];
     const perf = performance.now();
     let lane = 0;
-    for (; lane < laneCount; lane++) if ((this.lanes[lane] ?? 0) <= perf) break;
+    for (; lane < laneCount; lane++) if ((lanes[lane] ?? 0) <= perf) break;
     if (lane === laneCount) lane = Math.floor(Math.random() * laneCount);
-    this.lanes[lane] = perf + 1500; // the next line in this lane starts once this one moved off
-    const node = el("span", mine ? "danmaku mine" : "danmaku", text);
-    node.style.top = `${lane * lineHeight + 4}px`;
-    node.style.animationDuration = `${FLY_S}s`;
+    // a scrolling line frees its lane once it moved off the edge; a fixed one when it goes
+    lanes[lane] = perf + (d.place === "scroll" ? 1500 : FIXED_S * 1000);
+    const node = el("span", `danmaku ${d.place}${d.mine ? " mine" : ""}`, d.text);
+    node.dataset.place = d.place;
+    if (d.color) {
+      node.style.color = d.color;
+      const n = parseInt(d.color.slice(1), 16);
+      // a dark colour gets a light outline (the default one is black)
+      if (0.2126 * (n >> 16) + 0.7152 * ((n >> 8) & 255) + 0.0722 * (n & 255) < 60) node.classList.add("dark");
+    }
+    if (d.place === "bottom") node.style.bottom = `${lane * lineHeight + 4}px`;
+    else node.style.top = `${lane * lineHeight + 4}px`;
+    node.style.animationDuration = `${d.place === "scroll" ? FLY_S : FIXED_S}s`;
     node.addEventListener("animationend", () => node.remove());
     this.layer.append(node);
-    node.style.setProperty("--fly", `${-(this.layer.clientWidth + node.offsetWidth + 8)}px`);
+    if (d.place === "scroll") node.style.setProperty("--fly", `${-(this.layer.clientWidth + node.offsetWidth + 8)}px`);
     this.shown += 1;
   }
 }

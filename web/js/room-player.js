@@ -1,8 +1,12 @@
 // The room page's player: the room's media in one <video>, on the room's timeline.
 //
-// - The PlaybackResult (`playback` messages) names how this item can be played; pickSource()
-//   takes the first entry this browser plays (native MP4/WebM, hls.js for HLS, mpegts.js for
-//   HTTP-FLV) and MediaPlayer loads it.
+// - The PlaybackResult (`playback` messages) names how this item can be played;
+//   playableSources() lists the entries this browser plays, best first (native MP4/WebM, hls.js
+//   for HLS -- an Emby/Jellyfin transcode --, mpegts.js for HTTP-FLV, an MKV last) and
+//   MediaPlayer loads the first. One that turns out undecodable (a decode error, an hls.js codec
+//   error, or a video whose picture stays empty while its sound plays: HEVC) gives way to the
+//   next; when none is left, or none was playable (a DASH-only Bilibili answer), the problem says
+//   what to do instead -- never a silent black player.
 // - The playback state goes to the shared SyncEngine (engine.js) once the element holds the
 //   state's media: clock sync, rate steering, hard seek past a bound, scheduled starts. A live
 //   item has no timeline: it plays at the live edge while the room plays, and pauses with it.
@@ -18,7 +22,7 @@
 //
 // Plain ES module.
 
-import { MediaPlayer, pickSource } from "./media.js";
+import { AUDIO_FORMATS, MediaPlayer, noPicture, playableSources, unplayable } from "./media.js";
 
 export const STALL_REPORT_MS = 400;
 const REFRESH_BEFORE_MS = 10 * 60 * 1000; // ask for fresh URLs this long before they expire
@@ -34,11 +38,14 @@ export class RoomPlayer extends EventTarget {
   /**
    * @param {HTMLVideoElement} video
    * @param {import("./engine.js").SyncEngine} engine
+   * @param {{infoCommand?: (mediaId: string) => string}} [options] infoCommand: the CLI line that
+   *   prints an item's URLs for mpv (shown when the browser cannot play it)
    */
-  constructor(video, engine) {
+  constructor(video, engine, options = {}) {
     super();
     this.video = video;
     this.engine = engine;
+    this.infoCommand = options.infoCommand ?? ((/** @type {string} */ id) => `synctv media info ROOM ${id}`);
     this.media = new MediaPlayer(video);
     /** @type {import("./realtime.js").RealtimeClient | null} */
     this.client = null;
@@ -50,6 +57,12 @@ export class RoomPlayer extends EventTarget {
     this.fresh = null;
     /** @type {string | null} the media id in the element */
     this.loadedMedia = null;
+    /** @type {Set<string>} the loaded item's entries this browser failed to decode (entryKey) */
+    this.failed = new Set();
+    /** @type {string | null} the media id `failed` is about */
+    this.failedMedia = null;
+    this._lastFailure = "";
+    this.fallbacks = 0; // entries given up for the next one (status)
     /** @type {any} */
     this.state = null;
     this.problem = "";
@@ -62,8 +75,14 @@ export class RoomPlayer extends EventTarget {
     this._refreshTimer = null;
     /** @type {ReturnType<typeof setTimeout> | null} */
     this._swapTimer = null;
-    this.media.addEventListener("error", (e) => this._mediaError(/** @type {CustomEvent} */ (e).detail.message));
+    this.media.addEventListener("error", (e) => {
+      const detail = /** @type {CustomEvent} */ (e).detail;
+      if (detail.codec) this._undecodable(`this browser cannot decode this stream (${detail.message}): its codec, `
+        + "e.g. HEVC/H.265, is not supported here; try another browser or ask for an H.264 version", false);
+      else this._mediaError(detail.message);
+    });
     video.addEventListener("error", () => this._videoError());
+    for (const type of ["loadeddata", "resize", "playing"]) video.addEventListener(type, () => this._checkPicture());
     for (const type of ["waiting", "playing", "canplay", "canplaythrough", "seeking", "seeked", "stalled",
       "loadeddata", "emptied", "pause", "play"]) {
       video.addEventListener(type, () => this.checkReadiness());
@@ -96,12 +115,21 @@ export class RoomPlayer extends EventTarget {
       this.apply();
       return;
     }
-    const picked = pickSource(result, this.video);
-    if ("error" in picked) {
+    if (this.failedMedia !== result.media_id) {
+      this.failed = new Set();
+      this.failedMedia = result.media_id;
+    }
+    const picked = this._candidates(result)[0];
+    if (!picked && this.source && this.loadedMedia === result.media_id) {
+      this.apply(); // its picture failed but its sound plays: keep it (the problem stays shown)
+      return;
+    }
+    if (!picked) {
+      const error = this.failed.size ? this._lastFailure : unplayable(result, this.infoCommand(result.media_id));
       this._unload();
       this.loadedMedia = result.media_id;
-      this._setProblem(picked.error);
-      this.dispatchEvent(new CustomEvent("source", { detail: { source: null, error: picked.error } }));
+      this._setProblem(error);
+      this.dispatchEvent(new CustomEvent("source", { detail: { source: null, error } }));
       this.apply();
       return;
     }
@@ -129,6 +157,14 @@ export class RoomPlayer extends EventTarget {
     this.media.load(source).then(() => this.apply(), (error) => this._mediaError(String(error?.message ?? error)));
     this.dispatchEvent(new CustomEvent("source", { detail: { source, error: null } }));
     this._scheduleSwap();
+  }
+
+  /**
+   * The entries of `result` this browser plays, best first, without those it failed to decode.
+   * @param {any} result
+   */
+  _candidates(result) {
+    return playableSources(result, this.video).filter((s) => !this.failed.has(entryKey(s)));
   }
 
   _unload() {
@@ -270,10 +306,56 @@ export class RoomPlayer extends EventTarget {
     }
     if (error.code === 4 || error.code === 3) {
       // MEDIA_ERR_SRC_NOT_SUPPORTED / MEDIA_ERR_DECODE: the codec, most often (HEVC, AC-3)
-      this._setProblem("this browser cannot play this video (its codec, e.g. HEVC/H.265, is not supported here); "
-        + "try another browser or ask for an H.264 MP4 or a WebM version");
+      this._undecodable("this browser cannot play this video (its codec, e.g. HEVC/H.265, is not supported here); "
+        + "try another browser or ask for an H.264 MP4 or a WebM version", false);
       return;
     }
     this._mediaError(`the video could not be loaded (${error.message || `error ${error.code}`})`);
   }
+
+  /** A video whose sound plays but whose picture stays empty (HEVC in Chromium): undecodable. */
+  _checkPicture() {
+    const source = this.source;
+    const video = this.video;
+    if (!source || !this.loadedMedia || video.readyState < 2 || video.videoWidth > 0) return;
+    if (AUDIO_FORMATS.includes(String(source.info.format)) || this.failed.has(entryKey(source))) return;
+    this._undecodable(noPicture(this.infoCommand(this.loadedMedia)), true);
+  }
+
+  /**
+   * The loaded entry cannot be decoded here: load the next playable entry of the result, or
+   * say so (the next refresh of the result does not try it again).
+   * @param {string} message what to tell the viewer when nothing else is left
+   * @param {boolean} keepSound leave the element playing (its sound works)
+   */
+  _undecodable(message, keepSound) {
+    const source = this.source;
+    const mediaId = this.loadedMedia;
+    if (!source || !mediaId) return;
+    this.failed.add(entryKey(source));
+    this._lastFailure = message;
+    const next = this.result?.media_id === mediaId ? this._candidates(this.result)[0] : undefined;
+    if (next) {
+      this.fallbacks += 1;
+      this._load(next, mediaId);
+      return;
+    }
+    if (!keepSound) {
+      this.media.unload();
+      this.source = null;
+      this.fresh = null;
+      this.dispatchEvent(new CustomEvent("source", { detail: { source: null, error: message } }));
+    }
+    this._setProblem(message);
+    this.apply();
+  }
+}
+
+/**
+ * What a Source has in common with the same entry of a refreshed result (whose URLs are new):
+ * its place, mode and format.
+ * @param {import("./media.js").Source} source
+ */
+function entryKey(source) {
+  return `${source.index} ${source.info?.mode} ${source.info?.format}`;
 }

@@ -2,8 +2,10 @@
 //
 // The items in order (GET /api/rooms/{room}/media, fetched again on every `playlist` signal of
 // the WebSocket), with titles and durations and the one playing marked. Members with
-// `manage_media` add by URL (and from their linked provider accounts, where the server has them:
-// GET /api/me/accounts), add an RTMP live item, remove, and reorder by dragging (PUT .../order).
+// `manage_media` add by URL -- a Bilibili link (a video page, a BV or av id, a live room) is added
+// with the bilibili provider, every part at once when asked (POST .../media/import) --, add an
+// RTMP live item, remove, and reorder by dragging (PUT .../order). Adding from linked provider
+// accounts is room-accounts.js.
 // Members with `control_playback` play an item now. Live items show their stream state (GET
 // .../stream, every LIVE_POLL_MS while the panel is open); members with `manage_live` get the
 // RTMP URL and the stream key, each with a copy button.
@@ -14,6 +16,25 @@ import { api, explain } from "./session.js";
 
 const LIVE_POLL_MS = 5000;
 const LIVE_PROVIDERS = new Set(["rtmp", "live"]);
+
+/**
+ * Whether `text` names a Bilibili video or live room ("video", "live"), or null: those are added
+ * with the bilibili provider (the server reads the reference: synctv/providers/bilibili_api.py).
+ * @param {string} text
+ * @returns {"video" | "live" | null}
+ */
+export function bilibiliRef(text) {
+  const t = text.trim();
+  if (/^BV[0-9A-Za-z]{10}$/.test(t) || /^av\d+$/i.test(t)) return "video";
+  let host = "";
+  try {
+    host = new URL(t.includes("://") ? t : `https://${t}`).hostname.toLowerCase();
+  } catch {
+    return null;
+  }
+  if (host === "live.bilibili.com" || host.endsWith(".live.bilibili.com")) return "live";
+  return host === "bilibili.com" || host.endsWith(".bilibili.com") || host === "b23.tv" ? "video" : null;
+}
 
 /** @param {number | null | undefined} s */
 export function duration(s) {
@@ -50,13 +71,15 @@ async function copy(text) {
 export class RoomPlaylist {
   /**
    * @param {{list: HTMLOListElement, empty: HTMLElement, form: HTMLFormElement, addLive: HTMLButtonElement,
-   *   error: HTMLElement, reason: HTMLElement, fromAccount: HTMLElement, account: HTMLSelectElement,
-   *   accountItems: HTMLOListElement, panel: HTMLElement}} elements
+   *   error: HTMLElement, reason: HTMLElement, allParts: HTMLElement, panel: HTMLElement}} elements
    * @param {string} roomId
+   * @param {{bilibiliAccount?: () => string | null}} [options] bilibiliAccount: the member's
+   *   Bilibili account to add Bilibili links with (null: anonymously)
    */
-  constructor(elements, roomId) {
+  constructor(elements, roomId, options = {}) {
     this.e = elements;
     this.roomId = roomId;
+    this.bilibiliAccount = options.bilibiliAccount ?? (() => null);
     /** @type {any[]} */
     this.items = [];
     /** @type {import("./realtime.js").RealtimeClient | null} */
@@ -76,7 +99,9 @@ export class RoomPlaylist {
       this.addByUrl();
     });
     elements.addLive.addEventListener("click", () => this.addLive());
-    elements.account.addEventListener("change", () => this.browse(elements.account.value, ""));
+    const url = /** @type {HTMLInputElement} */ (elements.form.elements.namedItem("url"));
+    url.addEventListener("input", () => { elements.allParts.hidden = bilibiliRef(url.value) !== "video"; });
+    elements.form.addEventListener("reset", () => { elements.allParts.hidden = true; });
     setInterval(() => this.pollStreams(), LIVE_POLL_MS);
   }
 
@@ -103,7 +128,6 @@ export class RoomPlaylist {
     this.e.reason.hidden = reasons.length === 0;
     this.e.reason.textContent = reasons.length
       ? `You may not ${reasons.join(" or ")}; the room's creator can allow it.` : "";
-    if (may.manageMedia) this.loadAccounts();
     this.render();
   }
 
@@ -291,16 +315,23 @@ export class RoomPlaylist {
     const url = /** @type {HTMLInputElement} */ (form.elements.namedItem("url")).value.trim();
     const title = /** @type {HTMLInputElement} */ (form.elements.namedItem("title")).value.trim();
     if (!url) {
-      this._error("Paste the address of a video (an http(s) URL of an MP4, WebM or HLS .m3u8).");
+      this._error("Paste the address of a video (an http(s) URL of an MP4, WebM or HLS .m3u8, or a Bilibili link).");
       return;
     }
+    const bilibili = bilibiliRef(url);
+    const every = bilibili === "video" && /** @type {HTMLInputElement} */ (form.elements.namedItem("all_parts")).checked;
+    /** @type {Record<string, unknown>} */
+    const body = bilibili ? { provider: "bilibili", url } : { url };
+    const account = bilibili ? this.bilibiliAccount() : null;
+    if (account) body.provider_data = { account };
+    if (title && !every) body.title = title;
     try {
-      await api("POST", this.base, title ? { url, title } : { url });
+      await api("POST", every ? `${this.base}/import` : this.base, body);
       form.reset();
       this._error("");
       this.reloadSoon();
     } catch (error) {
-      this._error(explain(error, "adding the item"));
+      this._error(explain(error, bilibili ? "adding the Bilibili video" : "adding the item"));
     }
   }
 
@@ -370,61 +401,6 @@ export class RoomPlaylist {
       } catch {
         // the live subsystem may be off on this server: keep what was shown
       }
-    }
-  }
-
-  // -- linked provider accounts (where the server has them) ------------------------------------
-
-  async loadAccounts() {
-    let accounts = [];
-    try {
-      accounts = (await api("GET", "/api/me/accounts")).accounts ?? [];
-    } catch {
-      accounts = []; // no accounts on this server (404/503): the section stays hidden
-    }
-    this.e.fromAccount.hidden = accounts.length === 0;
-    const select = this.e.account;
-    select.replaceChildren(...accounts.map((/** @type {any} */ a) => {
-      const option = /** @type {HTMLOptionElement} */ (el("option", "", `${a.kind ?? "account"}: ${a.username ?? a.server ?? a.id}`));
-      option.value = a.id;
-      option.dataset.kind = a.kind ?? "";
-      return option;
-    }));
-    if (accounts.length) this.browse(select.value, "");
-  }
-
-  /**
-   * @param {string} accountId
-   * @param {string} path
-   */
-  async browse(accountId, path) {
-    const list = this.e.accountItems;
-    const kind = this.e.account.selectedOptions[0]?.dataset.kind ?? "";
-    try {
-      const body = await api("GET", `/api/me/accounts/${encodeURIComponent(accountId)}/browse?path=${encodeURIComponent(path)}`);
-      list.replaceChildren(...(body.items ?? []).map((/** @type {any} */ entry) => {
-        const row = el("li");
-        row.append(el("span", "handle", entry.playable ? "▶" : "▸"), el("div", "name", entry.playable ? entry.title : `${entry.title}/`));
-        const button = el("button", "", entry.playable ? "Add" : "Open");
-        button.type = "button";
-        button.addEventListener("click", async () => {
-          if (!entry.playable) {
-            this.browse(accountId, entry.id);
-            return;
-          }
-          try {
-            await api("POST", this.base, { provider: kind, title: entry.title,
-              provider_data: { account: accountId, item: entry.id } });
-            this._error("");
-          } catch (error) {
-            this._error(explain(error, "adding from the account"));
-          }
-        });
-        row.append(button);
-        return row;
-      }));
-    } catch (error) {
-      this._error(explain(error, "browsing the account"));
     }
   }
 }

@@ -10,9 +10,9 @@
 //   `update`s for members with `control_playback`; the others see them disabled, with why;
 // - a scheduled start (`at_ms` in the future) counts down on every page; a wait for a viewer
 //   ("the room waits for its slowest viewer") says whom it waits for and for how long at most;
-// - chat and danmaku (room-chat.js), the playlist (room-playlist.js), voice (voice.js), and the
-//   people in the room with each one's sync figures (from `viewers`, the telemetry every page
-//   sends).
+// - chat and danmaku (room-chat.js), the playlist (room-playlist.js) with the member's provider
+//   accounts (room-accounts.js), voice (voice.js), and the people in the room with each one's
+//   sync figures (from `viewers`, the telemetry every page sends).
 //
 // `window.synctvRoom.status()` returns the page's state as JSON (tests, the benchmark). Query
 // parameters: the drift controller's (engine.js optionsFromQuery), and `muted=1`.
@@ -20,6 +20,7 @@
 import { SyncEngine, optionsFromQuery } from "./engine.js";
 import { soundMayAutoplay } from "./media.js";
 import { RealtimeClient, roomSocketUrl } from "./realtime.js";
+import { AccountBrowser } from "./room-accounts.js";
 import { RoomChat } from "./room-chat.js";
 import { PROFILE, RoomPlayer } from "./room-player.js";
 import { RoomPlaylist, duration } from "./room-playlist.js";
@@ -101,7 +102,7 @@ export class RoomPage {
     this.client = null;
     this.video = /** @type {HTMLVideoElement} */ ($("video"));
     this.engine = new SyncEngine(this.video, optionsFromQuery(this.params, "synctv.room.playLatencyMs"));
-    this.player = new RoomPlayer(this.video, this.engine);
+    this.player = new RoomPlayer(this.video, this.engine, { infoCommand: (media) => this.infoCommand(media) });
     this.chat = new RoomChat({
       log: $("chat-log"), form: $("say-form"), input: $("say"), count: $("say-count"),
       danmakuButton: $("send-danmaku"), sendButton: $("send-chat"), error: $("say-error"), note: $("chat-note"),
@@ -110,6 +111,8 @@ export class RoomPage {
     this.voice = new Voice();
     /** @type {RoomPlaylist | null} */
     this.playlist = null;
+    /** @type {AccountBrowser | null} */
+    this.accounts = null;
     /** @type {any} */
     this.state = null;
     /** @type {any} */
@@ -122,6 +125,16 @@ export class RoomPage {
     this.seekDragging = false;
     this.mutedByPolicy = false;
     this.may = { control: false, chat: false, manageMedia: false, manageLive: false };
+  }
+
+  /**
+   * The CLI line that prints an item's URLs (for mpv or VLC when this browser cannot play it).
+   * @param {string} mediaId
+   */
+  infoCommand(mediaId) {
+    const name = this.room?.name ?? "";
+    const room = /^[\w.-]+$/.test(name) ? name : this.room?.id ?? this.ref;
+    return `synctv media info ${room} ${mediaId}`;
   }
 
   // -- views -------------------------------------------------------------------------------------
@@ -293,11 +306,17 @@ export class RoomPage {
     this.show("room");
     $("room-title").textContent = this.room.name;
     document.title = `${this.room.name} · synctv`;
+    const accounts = new AccountBrowser({
+      section: $("from-account"), select: $("account"), linkToggle: $("link-account"), linkForm: $("link-form"),
+      linkError: $("link-error"), linkHint: $("link-hint"), quickConnect: $("quick-connect"), crumbs: $("account-crumbs"),
+      list: $("account-items"), empty: $("account-empty"), error: $("account-error"), note: $("account-note"),
+      picker: $("account-picker"),
+    }, { roomId: this.room.id, onAdded: () => this.playlist?.reloadSoon() });
+    this.accounts = accounts;
     this.playlist = new RoomPlaylist({
       list: $("playlist"), empty: $("playlist-empty"), form: $("add-media"), addLive: $("add-live"),
-      error: $("add-error"), reason: $("playlist-reason"), fromAccount: $("from-account"), account: $("account"),
-      accountItems: $("account-items"), panel: $("panel-playlist"),
-    }, this.room.id);
+      error: $("add-error"), reason: $("playlist-reason"), allParts: $("all-parts"), panel: $("panel-playlist"),
+    }, this.room.id, { bilibiliAccount: () => accounts.bilibiliAccount });
     this.bindControls();
     this.bindTabs();
     this.connect();
@@ -380,6 +399,7 @@ export class RoomPage {
     this.chat.setAllowed(this.may.chat, "You may not chat here (the chat permission)");
     /** @type {RoomPlaylist} */ (this.playlist).setPermissions({
       manageMedia: this.may.manageMedia, control: this.may.control, manageLive: this.may.manageLive });
+    this.accounts?.setAllowed(this.may.manageMedia);
     this.renderControls();
     this.renderConnection();
     this.renderSide();
@@ -710,13 +730,15 @@ export class RoomPage {
       room: this.room ? { id: this.room.id, name: this.room.name } : null, user: this.user?.name ?? null,
       may: { ...this.may }, state: this.state, source: this.player.source
         ? { kind: this.player.source.kind, mode: this.player.source.info.mode, live: this.player.source.live } : null,
-      loadedMedia: this.player.loadedMedia, problem: this.player.problem, reportedReady: this.player.reported,
+      loadedMedia: this.player.loadedMedia, problem: this.player.problem, fallbacks: this.player.fallbacks,
+      videoWidth: this.video.videoWidth, reportedReady: this.player.reported,
       waitForMe: this.player.waitForMe, wait: this.currentWait(), viewers: this.viewers.viewers,
       overlay: $("stage-overlay").hidden ? null : { kind: $("stage-overlay").dataset.kind, big: $("overlay-big").textContent,
         line: $("overlay-line").textContent },
       currentTime: this.video.currentTime, paused: this.video.paused, readyState: this.video.readyState,
       muted: this.video.muted, chatLines: this.chat.lines, danmakuShown: this.chat.danmaku.shown,
       playlist: (this.playlist?.items ?? []).map((i) => i.id), voice: this.voice.status(),
+      accounts: this.accounts?.status() ?? null,
       lastError: this.lastError,
     };
   }
