@@ -346,10 +346,13 @@ def test_the_account_browser_fits_a_phone_and_a_wide_screen(
 ) -> None:
     """The playlist panel with the account browser open in a folder, at 360 px and 1920 px: nothing
     is wider than the window or its panel, every row's title, thumbnail and buttons are inside it,
-    and the theme applies (screenshots under SYNCTV_SCREENSHOTS)."""
+    the playlist's titles are whole, "Link account" sits beside its heading, and the theme applies
+    (screenshots under SYNCTV_SCREENSHOTS)."""
     room = shelf.room(f"shelf-looks-{scheme}")
     account = shelf.link("alist")
     shelf.add(room, {"provider": "alist", "provider_data": {"account": account, "item": "/movies/film.mp4"}})
+    shelf.add(room, {"provider": "emby", "provider_data": {"account": shelf.link("emby"),
+                                                           "item": shelf.fakes["emby_ids"]["ep1"]}})
     for width, height in ((360, 740), (1920, 1080)):
         page = open_room(room, viewport=(width, height), scheme=scheme)
         page.click("#tab-playlist")
@@ -357,6 +360,9 @@ def test_the_account_browser_fits_a_phone_and_a_wide_screen(
         wait_entries(page, "movies")
         row(page, "movies").locator("button:has-text('Open')").click()
         wait_status(page, "s.accounts.entries.includes('film.mp4') && s.accounts.thumbnails === 2")
+        one_line = ("() => Math.abs(document.querySelector('#from-account h2').getBoundingClientRect().top"
+                    " - document.getElementById('link-account').getBoundingClientRect().top) < 12")
+        assert page.evaluate(one_line)  # "Link account" beside the heading
         page.click("#link-account")  # the link form open too
         page.locator("#from-account").scroll_into_view_if_needed()
         screenshot(page, tmp_path, f"room-accounts-{scheme}-{width}.png")
@@ -367,6 +373,7 @@ def test_the_account_browser_fits_a_phone_and_a_wide_screen(
                                    return r.left >= panel.left - 0.5 && r.right <= panel.right + 0.5 && r.width > 0; };
           const rows = [...document.querySelectorAll('#account-items li')];
           return { scroll: document.documentElement.scrollWidth, inner: innerWidth, panel: panel.width,
+                   titles: [...document.querySelectorAll('#playlist .name')].map(n => n.scrollWidth <= n.clientWidth),
                    rows: rows.map(li => ({ inside: [...li.querySelectorAll('.thumb, .name, button')].every(inside),
                                            name: li.querySelector('.name').getBoundingClientRect().width })),
                    form: [...document.querySelectorAll('#link-form input:not([hidden]), #link-form select')]
@@ -375,7 +382,8 @@ def test_the_account_browser_fits_a_phone_and_a_wide_screen(
         }""")
         assert layout["scroll"] <= layout["inner"], layout
         assert len(layout["rows"]) == 3 and all(r["inside"] and r["name"] > 80 for r in layout["rows"]), layout
-        assert layout["form"], layout
+        assert layout["form"] and page.evaluate(one_line), layout
+        assert layout["titles"] == [True, True], layout  # "A Show S01E01 Pilot" whole, even on a phone
         rgb = [int(c) for c in layout["bg"].strip("rgba()").split(",")[:3]]
         assert (sum(rgb) < 150) if scheme == "dark" else (sum(rgb) > 700), layout["bg"]
         assert page.page_errors == []

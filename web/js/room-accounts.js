@@ -190,7 +190,7 @@ export class AccountBrowser {
   showLinkForm(show, focus = false) {
     this.e.linkForm.hidden = !show;
     this.e.linkToggle.setAttribute("aria-expanded", String(show));
-    this.e.linkToggle.textContent = show ? "Close" : "Link an account";
+    this.e.linkToggle.textContent = show ? "Close" : "Link account";
     if (show && focus) this._field("kind").focus({ preventScroll: true });
   }
 
