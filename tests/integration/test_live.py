@@ -172,9 +172,10 @@ def test_publish_play_republish_and_release(start_server: Any, cli: Any, live_co
     urls = {info["mode"]: server.url + info["url"] for info in result["infos"]}
     ffmpeg = publisher(key["publish_url"])
     try:
-        def live() -> bool:
-            return json.loads(cli(server, "stream", "info", room, media, "--json").stdout)["state"] == "live"
-        wait_for(live, "the publish")
+        def described() -> bool:  # live at once; the codecs once the sequence headers came in
+            info = json.loads(cli(server, "stream", "info", room, media, "--json").stdout)
+            return info["state"] == "live" and "video" in info and "audio" in info
+        wait_for(described, "the publish and its sequence headers")
         info = json.loads(cli(server, "stream", "info", room, media, "--json").stdout)
         assert info["video"]["width"] == 320 and info["audio"]["codec"] == "mp4a.40.2"
 
