@@ -185,8 +185,8 @@ class Actions:
         self._token_ttl_ms = token_ttl_ms
         self.hasher = hasher if hasher is not None else PasswordHasher(scrypt_n=scrypt_n)
         self.throttle = throttle if throttle is not None else PasswordThrottle()
-        # who signs what PlaybackInfo.signer names ("proxy": synctv.proxy.links, "live":
-        # synctv.live.links); an info whose signer is missing is not offered (that part is off)
+        # who signs what PlaybackInfo.signer names ("proxy": synctv.proxy.proxy_urls, "live":
+        # synctv.live.live_urls); an info whose signer is missing is not offered (that part is off)
         self.signers: dict[str, UrlSigner] = dict(signers or {})
         if proxy_links is not None:
             self.signers["proxy"] = proxy_links

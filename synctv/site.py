@@ -49,7 +49,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (CORE_ROUTES, live_routes.ROUTES, proxy_r
 KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics", b"trigger", b"trigger_by_name", b"display", b"room"})
 KLEIN_PATHS = frozenset({(b"admin", b"idle-image")})  # Klein routes inside a static folder (web/admin/)
 SECRET_PARAMS = (b"token", b"sig", b"signature", b"key", b"password", b"access_token",
-                 b"s", b"r")  # s, r: a proxy URL's signature and upstream URL (synctv.proxy.links)
+                 b"s", b"r")  # s, r: a proxy URL's signature and upstream URL (synctv.proxy.proxy_urls)
 _SECRET_QUERY = re.compile(rb"(?i)(?<=[?&])(" + b"|".join(SECRET_PARAMS) + rb")=([^&#]*)")
 
 

@@ -182,7 +182,7 @@ class SynctvService(OrderedServices):
         from synctv.core.clock import ServerClock
         from synctv.core.realtime import RealtimeLimits
         from synctv.core.throttle import PasswordThrottle
-        from synctv.displays.runtime import DisplayRuntime
+        from synctv.displays.subsystem import DisplayRuntime
         from synctv.live.node import build_live_hub, live_providers, node_id
         from synctv.live.rtmp.protocol import RTMPFactory
         from synctv.passwords import PasswordHasher
@@ -190,9 +190,9 @@ class SynctvService(OrderedServices):
         from synctv.providers.node import build_catalog, load_provider_key
         from synctv.providers.upload import UploadProvider
         from synctv.proxy.gateway import open_media_proxy
-        from synctv.proxy.links import ProxyLinks
+        from synctv.proxy.proxy_urls import ProxyLinks
         from synctv.realtime.resource import build_realtime
-        from synctv.realtime.runtime import ConnectionRuntime
+        from synctv.realtime.connections import ConnectionRuntime
         from synctv.site import SiteService, build_site
         from synctv.store import open_store, parse_database_url
 

@@ -180,7 +180,7 @@ class SynctvAPI:
         self.actions = actions
         self.live = live  # synctv.live.service.LiveHub (synctv.api.live_routes)
         self.proxy = proxy  # synctv.proxy.gateway.MediaProxy (synctv.api.proxy_routes)
-        self.displays = displays  # synctv.displays.runtime.DisplayRuntime (synctv.api.display_routes)
+        self.displays = displays  # synctv.displays.subsystem.DisplayRuntime (synctv.api.display_routes)
         self.pages = pages  # synctv.api.page_routes.RoomPages (synctv.api.page_routes)
         self.accounts = accounts  # synctv.providers.accounts.ProviderAccounts (synctv.api.account_routes)
         self.metrics = metrics if metrics is not None else HttpMetrics()

@@ -2,7 +2,7 @@
 
 ``ROUTES`` is served by the ``SynctvAPI`` that ``synctv.site.build_site`` makes (so OpenAPI and
 the route tests see them). Handlers reach the display subsystem through ``api.displays`` (a
-``synctv.displays.runtime.DisplayRuntime``, given to the API); without it they answer 503. Authentication per route: ``user`` (a bearer user token), ``user_or_display``
+``synctv.displays.subsystem.DisplayRuntime``, given to the API); without it they answer 503. Authentication per route: ``user`` (a bearer user token), ``user_or_display``
 (a user token or a display token), ``optional`` (a token is used when sent: triggers), ``none``.
 """
 

@@ -19,7 +19,7 @@ from synctv.api.app import Call, RouteTable, SynctvAPI
 from synctv.api.openapi import QueryParam, RouteDoc
 from synctv.core import permissions
 from synctv.core.errors import Unavailable
-from synctv.proxy.links import KIND_ITEM, check_resource
+from synctv.proxy.proxy_urls import KIND_ITEM, check_resource
 from synctv.proxy.media_types import ANSWER_HEADERS
 
 ROUTES = RouteTable("proxy")

@@ -118,7 +118,7 @@ class DisplayActions:
         self.lan_networks = tuple(lan_networks)
         self.udp_ports = udp_ports
         self._secret = secret
-        # seams the runtime (synctv.displays.runtime) connects:
+        # seams the runtime (synctv.displays.subsystem) connects:
         self.presence: Callable[[str], dict[str, Any] | None] = _no_status  # realtime: online, telemetry
         self.port_status: Callable[[DisplayEvent], dict[str, Any]] = _no_port_status  # the UDP ports
         self.events_changed: Callable[[], Deferred[None]] = _nothing  # rebind UDP ports (every node)

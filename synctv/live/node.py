@@ -20,7 +20,7 @@ from synctv.config import Config
 from synctv.core.clock import Clock
 from synctv.core.models import MediaItem
 from synctv.live.hls import FileSegmentStore, HLSStream, MemorySegmentStore, SegmentStore
-from synctv.live.links import LiveLinks
+from synctv.live.live_urls import LiveLinks
 from synctv.live.pull import Opener
 from synctv.live.rtmp.limits import RTMPLimits
 from synctv.live.service import LiveHub, PullSettings

@@ -31,7 +31,7 @@ from synctv.core.clock import Clock
 from synctv.core.errors import Conflict, Forbidden, NotFound
 from synctv.core.live import PublisherRecord, StreamKey, new_stream_key, redact_key
 from synctv.core.models import MediaItem
-from synctv.live.links import LiveLinks
+from synctv.live.live_urls import LiveLinks
 from synctv.live.pull import LivePull, Opener
 from synctv.live.rtmp.limits import RTMPLimits
 from synctv.live.rtmp.protocol import RTMP_APP

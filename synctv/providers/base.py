@@ -99,8 +99,8 @@ class PlaybackInfo:
     """One way to play a media item: ``url`` in ``mode``, sending ``headers``.
 
     ``signer`` (never sent to clients) names who turns this info into what a viewer gets: a
-    provider's ``proxy`` infos name the *upstream* (``signer="proxy"``, ``synctv.proxy.links``),
-    live infos name a route of this server (``signer="live"``, ``synctv.live.links``); the
+    provider's ``proxy`` infos name the *upstream* (``signer="proxy"``, ``synctv.proxy.proxy_urls``),
+    live infos name a route of this server (``signer="live"``, ``synctv.live.live_urls``); the
     signer binds the URL to the viewer and an expiry. ``Actions.playback_results`` applies it,
     and drops the info when that signer is not running on this server.
 

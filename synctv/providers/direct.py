@@ -8,7 +8,7 @@ It offers, best first, every mode the client profile admits:
 - ``proxy``: the server relays the URL (synctv.proxy), so the client needs no headers and the
   upstream need not be reachable from it. The provider's ``proxy`` info names the *upstream* URL,
   headers and subtitles (each with its own headers); the server turns it into a signed proxy URL
-  bound to the room, the item and the user (``synctv.proxy.links.ProxyLinks.sign_result``), or
+  bound to the room, the item and the user (``synctv.proxy.proxy_urls.ProxyLinks.sign_result``), or
   drops it when the proxy is not running.
 
 ``modes`` given without a mode rules that mode out; ``formats`` given rules out an item whose

@@ -5,7 +5,7 @@ pulled by the live proxy). Both are played the same way, from this server:
 - mode ``hls``, format ``hls``: ``.../hls/index.m3u8`` -- any HLS player.
 
 The provider names the route (``live.flv``, ``hls/index.m3u8``) with ``signer="live"``;
-``Actions.playback_results`` has ``synctv.live.links.LiveLinks`` turn it into a URL bound to the
+``Actions.playback_results`` has ``synctv.live.live_urls.LiveLinks`` turn it into a URL bound to the
 viewer with a signature and an expiry, so a player that cannot send headers plays it as it is.
 ``metadata.live`` is true, and ``metadata.state`` says whether the stream is on the air on this
 node right now.

@@ -1,7 +1,7 @@
 """Who may fetch what through the proxy, and from which upstream.
 
 A proxy request names a room and a media item in its path and carries a signed grant in its
-query (``synctv.proxy.links``). :meth:`MediaAccess.resolve` answers 404 for an unknown room or
+query (``synctv.proxy.proxy_urls``). :meth:`MediaAccess.resolve` answers 404 for an unknown room or
 item (before looking at the signature, like every route), 403 for a missing, forged or expired
 signature, and 403 when the signed user is gone or no longer a member of the room (site admins
 see every room; ``Actions.access_by_grant``, the same check as every route). It then asks the item's
@@ -27,7 +27,7 @@ import attrs
 from synctv.core.errors import Forbidden, NotFound
 from synctv.core.models import MediaItem
 from synctv.providers.base import ClientProfile, PlaybackInfo
-from synctv.proxy.links import KIND_ITEM, KIND_SUBTITLE, ProxyGrant, ProxyLinks
+from synctv.proxy.proxy_urls import KIND_ITEM, KIND_SUBTITLE, ProxyGrant, ProxyLinks
 from synctv.proxy.m3u8 import PLAYLIST_KINDS
 from synctv.proxy.service import Upstream
 

@@ -36,7 +36,7 @@ from synctv.compat.twisted import write_buffer_empty
 from synctv.core.errors import DomainError, Unavailable
 from synctv.core.realtime import RealtimeLimits
 from synctv.realtime.auth import ConnectionAuthorizer, Principal, choose_subprotocol, token_from_request
-from synctv.realtime.runtime import ConnectionRuntime, Slot
+from synctv.realtime.connections import ConnectionRuntime, Slot
 from synctv.realtime.session import CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_TOO_SLOW, ConnectionSession
 
 OPEN_HANDSHAKE_TIMEOUT_S = 10.0

@@ -22,7 +22,7 @@ from synctv.api.errors import write_error
 from synctv.core.realtime import RealtimeLimits
 from synctv.realtime.auth import ConnectionAuthorizer, DisplayAuthenticator
 from synctv.realtime.protocol import RoomProtocolFactory
-from synctv.realtime.runtime import ConnectionRuntime
+from synctv.realtime.connections import ConnectionRuntime
 
 ROUTE = "/ws/rooms/{room}"
 

@@ -9,7 +9,7 @@ writes it, and a change that raced the end wins over it. A ``busGap`` re-reads t
 ``roomDeleted`` forgets the room. Time comes from an injected clock and ``IReactorTime``
 (tests use ``twisted.internet.task.Clock``).
 
-Which rooms: ``synctv.displays.runtime`` watches every display room at start and each room a
+Which rooms: ``synctv.displays.subsystem`` watches every display room at start and each room a
 display or event is added to, a screen opens a session in or an event starts; the same worker
 can serve watch rooms (auto-advance) by calling ``watch``.
 """

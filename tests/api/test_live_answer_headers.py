@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred
 from synctv.bus import InProcessBus
 from synctv.core.clock import ManualClock
 from synctv.live.hls import HLSStream, MemorySegmentStore
-from synctv.live.links import LiveLinks
+from synctv.live.live_urls import LiveLinks
 from synctv.live.node import live_providers
 from synctv.live.service import LiveHub
 from synctv.live.streams import StreamRegistry

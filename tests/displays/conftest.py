@@ -11,7 +11,7 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 
 from synctv.bus import room_channel
-from synctv.displays.runtime import DisplayRuntime
+from synctv.displays.subsystem import DisplayRuntime
 from tests.api.api_support import World
 from tests.api.conftest import world  # noqa: F401 -- the fixture, shared
 from tests.displays.support import next_message, no_logged_failures  # noqa: F401

@@ -18,7 +18,7 @@ from synctv.actions import Actions
 from synctv.config import DisplaysConfig, TriggerConfig
 from synctv.core.displays import parse_networks
 from synctv.core.triggers import DEFAULT_UDP_PORTS, PortRanges
-from synctv.displays.runtime import DisplayRuntime
+from synctv.displays.subsystem import DisplayRuntime
 from synctv.site import SynctvSite
 from tests.api.api_support import SECRET, WEB_DIR
 

@@ -13,7 +13,7 @@ from twisted.logger import capturedLogs
 
 from synctv.core.clock import ManualClock
 from synctv.core.live import PublisherRecord
-from synctv.live.links import LiveLinks
+from synctv.live.live_urls import LiveLinks
 from synctv.live.rtmp.protocol import RTMPProtocol
 from synctv.live.rtmp.session import RTMPLimits
 from synctv.live.service import STALE_MS, LiveHub

@@ -15,7 +15,7 @@ from twisted.web import resource, server
 from synctv.core.clock import ManualClock
 from synctv.live import flv
 from synctv.live.fanout import FLVViewer
-from synctv.live.links import LiveLinks
+from synctv.live.live_urls import LiveLinks
 from synctv.live.service import LiveHub, PullSettings
 from synctv.live.streams import StreamRegistry
 from synctv.proxy.upstream import UpstreamClient

@@ -27,9 +27,9 @@ from synctv.core.realtime import RealtimeLimits
 from synctv.providers import default_providers
 from synctv.providers.node import Catalog, build_catalog
 from synctv.proxy.gateway import open_media_proxy
-from synctv.proxy.links import ProxyLinks
+from synctv.proxy.proxy_urls import ProxyLinks
 from synctv.realtime.resource import build_realtime
-from synctv.realtime.runtime import ConnectionRuntime
+from synctv.realtime.connections import ConnectionRuntime
 from synctv.site import build_site
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate

@@ -61,7 +61,7 @@ def test_other_urls_are_a_bad_request_naming_url(url):
 
 def test_no_profile_offers_direct_then_proxy_with_headers_and_subtitles():
     """With no profile: direct (the item's URL, format, headers, subtitles), then proxy naming the
-    same upstream (the server signs it into a proxy URL; synctv.proxy.links)."""
+    same upstream (the server signs it into a proxy URL; synctv.proxy.proxy_urls)."""
     subtitle = Subtitle("en", "https://h/en.vtt")
     media = item(headers={"Referer": "https://h/"}, subtitles=(subtitle,))
     direct, proxy = DirectProvider().infos(media, ClientProfile())

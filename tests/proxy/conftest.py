@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 from synctv.config import ProxyConfig
 from synctv.core.clock import ManualClock
 from synctv.proxy.gateway import open_media_proxy
-from synctv.proxy.links import ProxyLinks
+from synctv.proxy.proxy_urls import ProxyLinks
 from synctv.site import build_site
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate

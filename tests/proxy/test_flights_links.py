@@ -12,7 +12,7 @@ from synctv.core.models import Subtitle
 from synctv.providers.base import PlaybackInfo, PlaybackResult
 from synctv.proxy.cache import Validators
 from synctv.proxy.flights import Holds, Once, SliceFlight, SliceHead
-from synctv.proxy.links import ProxyGrant, ProxyLinks, check_resource, extension
+from synctv.proxy.proxy_urls import ProxyGrant, ProxyLinks, check_resource, extension
 from synctv.proxy.slices import slice_key
 
 from ._support import resolved

@@ -23,11 +23,11 @@ from twisted.internet.defer import Deferred
 from synctv.bus import InProcessBus
 from synctv.core.clock import ManualClock
 from synctv.core.realtime import RealtimeLimits
-from synctv.live.links import LiveLinks
+from synctv.live.live_urls import LiveLinks
 from synctv.providers import LivePullProvider, RTMPProvider, default_providers
-from synctv.proxy.links import ProxyLinks
+from synctv.proxy.proxy_urls import ProxyLinks
 from synctv.realtime.resource import build_realtime
-from synctv.realtime.runtime import ConnectionRuntime
+from synctv.realtime.connections import ConnectionRuntime
 from synctv.site import build_site
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate

@@ -20,10 +20,10 @@ from synctv.core.clock import ManualClock
 from synctv.core.models import User
 from synctv.core.playback import Update
 from synctv.core.realtime import RealtimeLimits
-from synctv.proxy.links import ProxyLinks
+from synctv.proxy.proxy_urls import ProxyLinks
 from synctv.realtime.auth import Principal
 from synctv.realtime.room import EXPIRY_MARGIN_MS
-from synctv.realtime.runtime import ConnectionRuntime
+from synctv.realtime.connections import ConnectionRuntime
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate
 from tests.api.api_support import SECRET, make_actions

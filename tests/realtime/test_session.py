@@ -21,7 +21,7 @@ from synctv.core.errors import RateLimited
 from synctv.core.models import User
 from synctv.core.realtime import RealtimeLimits
 from synctv.realtime.auth import Principal
-from synctv.realtime.runtime import ConnectionRuntime
+from synctv.realtime.connections import ConnectionRuntime
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate
 from tests.api.api_support import make_actions

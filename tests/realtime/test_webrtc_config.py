@@ -14,7 +14,7 @@ from twisted.internet.task import Clock
 
 from synctv.bus import InProcessBus
 from synctv.config import ConfigError, WebRTCConfig, load_config
-from synctv.realtime.runtime import ConnectionRuntime
+from synctv.realtime.connections import ConnectionRuntime
 from tests.realtime.test_session import LIMITS, Env, MemorySink, _env
 
 
