@@ -45,7 +45,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from synctv.bus import Bus, room_channel
-from synctv.core import auth, permissions, playback, wait
+from synctv.core import auth, permissions, playback, playlist, wait
 from synctv.core.clock import Clock
 from synctv.core.displays import DISPLAY_USER_PREFIX, display_stand_in
 from synctv.core.errors import (
@@ -440,7 +440,7 @@ class Actions:
     ) -> RoomView:
         if kind not in ("watch", "display"):
             raise BadRequest("kind must be watch or display", field="kind")
-        settings = wait.check_settings(settings or {})
+        settings = playlist.check_settings(wait.check_settings(settings or {}))
         if await self.store.get_room_by_name(name) is not None:
             raise Conflict(f"the room name {_show(name)} is taken", field="name")
         now = self.clock()
@@ -494,7 +494,7 @@ class Actions:
         if password is not UNSET:
             changes["password_hash"] = None if password is None else await self._hash(password)
         if settings is not UNSET:
-            changes["settings"] = wait.check_settings(settings)
+            changes["settings"] = playlist.check_settings(wait.check_settings(settings))
         if not changes:
             return view.room
         room = await self.store.update_room(view.room.id, **changes)
@@ -769,6 +769,55 @@ class Actions:
         if new is None or not await self._compare_and_set(room_id, new, state.version):
             return None
         return new
+
+    # -- the background workers (synctv.workers, docs/workers.md) --------------------------------
+
+    @deferred
+    async def auto_advance(self, room_id: str, based_on: PlaybackState, duration: float, end_ms: int,
+                           ) -> PlaybackState | None:
+        """The room's item ended at ``end_ms``: move on as ``settings.playlist`` says
+        (``core.playlist.advanced``), by compare-and-set on ``based_on.version``, and only while
+        the stored state is still ``based_on`` (same version, same item). None when it is not
+        (another node advanced first, or a member changed it): nothing is written."""
+        room = await self.store.get_room(room_id)
+        state = await self.store.get_playback(room_id)
+        if room is None or state is None or state.version != based_on.version or state.media_id != based_on.media_id:
+            return None
+        order = [item.id for item in await self.store.list_media(room_id)]
+        new = playlist.advanced(state, order, playlist.mode_of(room.settings), duration, end_ms, self.clock())
+        if not await self._compare_and_set(room_id, new, state.version):
+            return None
+        self.log.info("room {room_name}: {media_id} ended; {what}", room_name=room.name, media_id=state.media_id,
+                      what="ended" if new.ended else f"now {new.media_id}")
+        return new
+
+    @deferred
+    async def probe_source(self, item: MediaItem) -> tuple[str, dict[str, str]]:
+        """Where the duration probe reads ``item``: the upstream URL and headers of its first
+        ``direct``, ``proxy`` or ``hls`` PlaybackInfo as its provider gives it (before signing;
+        the probe fetches it through the proxy's address-checked client). Unavailable when the
+        provider is missing or names no such source."""
+        provider = self.providers.get(item.provider)
+        if provider is None:
+            raise Unavailable(f"the {item.provider!r} provider is not available on this server")
+        result = await provider.playback(item, ClientProfile(), self.clock())
+        for info in result.infos:
+            if info.mode in ("direct", "proxy", "hls") and info.document is None and info.signer in (None, "proxy"):
+                return info.url, dict(info.headers)
+        raise Unavailable(f"the {item.provider!r} provider gives no URL to read the duration from")
+
+    @deferred
+    async def record_probe(self, item: MediaItem, node: str, duration: float | None, error: str | None = None,
+                           retry_at_ms: int = 0) -> bool:
+        """Store a probe's outcome for ``item`` (leased to ``node``): its duration, or ``error``
+        and when to retry; announce the playlist when written. False when the lease was lost."""
+        if duration is not None:
+            written = await self.store.finish_probe(item.room_id, item.id, node, duration)
+        else:
+            written = await self.store.fail_probe(item.room_id, item.id, node, error or "probe failed", retry_at_ms)
+        if written:
+            self._publish(item.room_id, {"type": "playlist"})
+        return written
 
     @deferred
     async def playback_result(

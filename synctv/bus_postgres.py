@@ -19,7 +19,7 @@ Contract (the same ``Bus`` protocol as ``synctv.bus.InProcessBus``, plus gaps):
 - **Large messages.** An envelope over ``SPILL_ABOVE_BYTES`` (PostgreSQL refuses NOTIFY payloads
   of 8000 bytes or more) is written to ``bus_spill`` in the same transaction as its NOTIFY, which
   then carries only the row id; receivers read the row (keeping order: later messages wait).
-  Rows older than ``SPILL_TTL_MS`` are deleted by every node every ``MAINTENANCE_S``.
+  Rows older than ``SPILL_TTL_MS`` are deleted by the cluster's leader (``synctv.workers.leader``).
 - **Gaps.** A subscriber may miss messages when the listener's connection dies (the node
   reconnects with backoff and runs ``LISTEN`` again), when a node's sequence jumps (a publish it
   gave up on after ``PUBLISH_GIVE_UP_S`` of failures) or when a spill row cannot be read. Then
@@ -89,13 +89,13 @@ class _LocalBus(InProcessBus):
         return tuple(self._subscribers)
 
 
-class _PGConnection(Connection):
+class PGConnection(Connection):
     """A txpostgres connection that hands NOTIFYs to ``on_notify`` synchronously, in arrival order
     (txpostgres' own observers run on a Cooperator, which may interleave batches), is quiet about
     losing the server, and reports the loss once through ``on_lost``."""
 
     def __init__(
-        self, reactor: Any, on_notify: Callable[[str], None] | None, on_lost: Callable[[_PGConnection], None]
+        self, reactor: Any, on_notify: Callable[[str], None] | None, on_lost: Callable[[PGConnection], None]
     ) -> None:
         super().__init__(reactor=reactor)
         self._on_notify = on_notify
@@ -186,8 +186,8 @@ class PostgresBus:
         self._raw: collections.deque[str] = collections.deque()
         self._inbox: collections.deque[_Inbound] = collections.deque()
         self._drain_call: IDelayedCall | None = None
-        self._listener: _PGConnection | None = None
-        self._publisher: _PGConnection | None = None
+        self._listener: PGConnection | None = None
+        self._publisher: PGConnection | None = None
         self._retry: dict[str, IDelayedCall] = {}
         self._attempts: dict[str, int] = {"listener": 0, "publisher": 0}
         self._maintenance: IDelayedCall | None = None
@@ -288,7 +288,7 @@ class PostgresBus:
 
     def _connect(self, role: str) -> Deferred[None]:
         on_notify = self._on_notify if role == "listener" else None
-        conn = _PGConnection(self.reactor, on_notify, lambda c: self._lost(role, c))
+        conn = PGConnection(self.reactor, on_notify, lambda c: self._lost(role, c))
         given = psycopg2.extensions.parse_dsn(self.dsn)
         kwargs = {k: v for k, v in _CONNECT_KWARGS.items() if k not in given}
         kwargs.setdefault("application_name", f"synctv-bus-{role}-{self.node_id}"[:63])
@@ -315,7 +315,7 @@ class PostgresBus:
 
         return d.addCallbacks(connected, failed)
 
-    def _lost(self, role: str, conn: _PGConnection) -> None:
+    def _lost(self, role: str, conn: PGConnection) -> None:
         current = self._listener if role == "listener" else self._publisher
         if conn is not current:
             return
@@ -357,7 +357,7 @@ class PostgresBus:
 
         d.addCallbacks(connected, failed)
 
-    def _query_failed(self, role: str, conn: _PGConnection, f: Failure) -> None:
+    def _query_failed(self, role: str, conn: PGConnection, f: Failure) -> None:
         """A query on ``conn`` failed: if the connection is gone, treat it as lost."""
         if conn.is_closed() or f.check(psycopg2.OperationalError, psycopg2.InterfaceError):
             conn.report_lost()
@@ -511,12 +511,11 @@ class PostgresBus:
             self._maintenance = self.reactor.callLater(MAINTENANCE_S, self._maintain)
 
     def _maintain(self) -> None:
-        """Delete old spill rows; ping the listener so a silently dead connection is noticed."""
+        """Ping the listener so a silently dead connection is noticed. (Old spill rows are
+        deleted once per cluster by the leader: ``synctv.workers.leader``.)"""
         self._maintenance = None
         try:
-            publisher, listener = self._publisher, self._listener
-            if publisher is not None:
-                self.purge_spill().addErrback(lambda f: self._query_failed("publisher", publisher, f))
+            listener = self._listener
             if listener is not None:
                 self._ping(listener)
         except Exception:
@@ -530,7 +529,7 @@ class PostgresBus:
         cutoff = int(self._wall_ms()) - SPILL_TTL_MS
         return self._publisher.runOperation("DELETE FROM bus_spill WHERE created_at < %s", (cutoff,))
 
-    def _ping(self, conn: _PGConnection) -> None:
+    def _ping(self, conn: PGConnection) -> None:
         """``SELECT 1`` on ``conn``; no answer within ``PING_TIMEOUT_S`` counts as a lost connection."""
         timer = self.reactor.callLater(PING_TIMEOUT_S, conn.report_lost)
 

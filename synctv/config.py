@@ -93,6 +93,37 @@ class ProvidersConfig:
 
 
 @attrs.frozen
+class WorkersConfig:
+    """``[workers]`` (docs/workers.md, docs/operations.md): the per-node scheduler, the duration
+    probe and the leader election."""
+
+    tick_s: float = 1.0  # how often the scheduler looks at this node's active rooms
+    probe: bool = True  # probe items of active rooms that have no duration
+    probe_concurrency: int = 4  # probes in flight on this node
+    probe_timeout_s: float = 30.0  # one probe's reads, all together
+    probe_lease_s: float = 120.0  # how long a claimed item is this node's (a dead node's claim expires)
+    probe_backoff_s: float = 30.0  # first retry after a failure; doubles per failure
+    probe_max_backoff_s: float = 3600.0
+    leader_s: float = 15.0  # leader election and cluster-once jobs interval
+
+
+def _check_workers(workers: WorkersConfig) -> None:
+    if not 0.05 <= workers.tick_s <= 60:
+        raise ConfigError("[workers] tick_s must be between 0.05 and 60 seconds")
+    if not 1 <= workers.probe_concurrency <= 64:
+        raise ConfigError("[workers] probe_concurrency must be between 1 and 64")
+    if not 1 <= workers.probe_timeout_s <= 600:
+        raise ConfigError("[workers] probe_timeout_s must be between 1 and 600 seconds")
+    if not workers.probe_timeout_s < workers.probe_lease_s <= 86400:
+        raise ConfigError("[workers] probe_lease_s must be longer than probe_timeout_s and at most a day")
+    if not 0.1 <= workers.probe_backoff_s <= workers.probe_max_backoff_s <= 7 * 86400:
+        raise ConfigError("[workers] probe_backoff_s must be at least 0.1 s and at most probe_max_backoff_s "
+                          "(at most a week)")
+    if not 0.2 <= workers.leader_s <= 600:
+        raise ConfigError("[workers] leader_s must be between 0.2 and 600 seconds")
+
+
+@attrs.frozen
 class WebRTCConfig:
     """``[webrtc]``: ICE servers for the room page's voice, sent to members in the WebSocket
     ``welcome`` (docs/realtime.md). Each is an RTCIceServer ``{urls: [...], username?, credential?}``;
@@ -150,6 +181,7 @@ class Config:
     auth: ThrottleConfig = attrs.field(factory=ThrottleConfig)
     webrtc: WebRTCConfig = WebRTCConfig()
     providers: ProvidersConfig = ProvidersConfig()
+    workers: WorkersConfig = WorkersConfig()
 
     @property
     def database_url(self) -> str:
@@ -186,6 +218,10 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "ping_s": "num", "send_buffer_bytes": "int",
     },
     "webrtc": {"ice_servers": "ice_servers"},
+    "workers": {
+        "tick_s": "num", "probe": "bool", "probe_concurrency": "int", "probe_timeout_s": "num",
+        "probe_lease_s": "num", "probe_backoff_s": "num", "probe_max_backoff_s": "num", "leader_s": "num",
+    },
 }
 
 
@@ -206,6 +242,10 @@ def _check_type(value: Any, kind: str, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, not {value!r}")
         return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, not {value!r}")
+        return value
     if kind == "strs":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f'{where} must be a list of strings such as ["alist", "emby"]')
@@ -401,8 +441,10 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
         auth=auth,
         webrtc=WebRTCConfig(**sections.get("webrtc", {})),
         providers=providers,
+        workers=WorkersConfig(**sections.get("workers", {})),
     )
     _check_providers(providers)
+    _check_workers(config.workers)
     if proxy.cache not in ("memory", "file"):
         raise ConfigError(f'[proxy] cache must be "memory" or "file", not {proxy.cache!r}')
     if not 4096 <= proxy.slice_size <= 64 << 20:

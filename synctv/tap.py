@@ -117,10 +117,12 @@ class SynctvService(OrderedServices):
     """The whole server. Its subsystems are child services, made once the store is open, in the
     order they depend on each other and stopped in reverse (``OrderedServices``):
 
-    live hub (RTMP ingest) -> realtime (WebSockets) -> the Site (HTTP drain) -> media proxy ->
-    displays (UDP trigger ports, end-of-video worker)
+    workers (scheduler: probes, auto-advance, display following) -> leader election -> live hub
+    (RTMP ingest) -> realtime (WebSockets) -> the Site (HTTP drain) -> media proxy -> displays
+    (UDP trigger ports, end-of-video worker)
 
-    i.e. at shutdown the ports close first, publishers and FLV viewers end, WebSockets close
+    i.e. at shutdown the workers stop first (timers cancelled, probes in flight settled, the
+    leader lock released), then the ports close, publishers and FLV viewers end, WebSockets close
     with 1001, requests in flight finish (up to ``DRAIN_S``), upstream connections and the slice
     cache close, trigger ports are released; then the bus and the store close.
     """
@@ -165,7 +167,8 @@ class SynctvService(OrderedServices):
         d.addCallbacks(self.ready.callback, self._start_failed)
 
     def child(self, name: str) -> Any:
-        """A running subsystem by name (``live``, ``realtime``, ``site``, ``proxy``, ``displays``)."""
+        """A running subsystem by name (``live``, ``realtime``, ``site``, ``proxy``, ``displays``,
+        ``workers``, ``leader``)."""
         return self.getServiceNamed(name)
 
     def _adopt(self, name: str, child: service.Service) -> None:
@@ -191,10 +194,11 @@ class SynctvService(OrderedServices):
         from synctv.providers.upload import UploadProvider
         from synctv.proxy.gateway import open_media_proxy
         from synctv.proxy.proxy_urls import ProxyLinks
-        from synctv.realtime.resource import build_realtime
         from synctv.realtime.connections import ConnectionRuntime
+        from synctv.realtime.resource import build_realtime
         from synctv.site import SiteService, build_site
         from synctv.store import open_store, parse_database_url
+        from synctv.workers.node import build_workers
 
         config = self.config
         url = parse_database_url(config.database_url)
@@ -232,7 +236,7 @@ class SynctvService(OrderedServices):
         displays = DisplayRuntime(
             actions=actions, secret=self.secret, data_dir=config.data, web_dir=web_dir(), reactor=reactor,
             triggers=config.triggers, limits=config.displays, public_url=config.public_url,
-            registry=metrics.registry, presence=realtime.display_status,
+            registry=metrics.registry, presence=realtime.display_status, follow_all=False,
         )
         _, ws = build_realtime(actions, limits, reactor=reactor, runtime=realtime,
                                display_authenticator=displays.display_authenticator)
@@ -246,6 +250,11 @@ class SynctvService(OrderedServices):
         self._adopt("site", SiteService(site, reactor, DRAIN_S))
         self._adopt("realtime", realtime)
         self._adopt("live", live)
+        workers = build_workers(config.workers, actions=actions, realtime=realtime, displays=displays,
+                                upstream=proxy.client, reactor=reactor,
+                                dsn=url.dsn if url.dialect == "postgres" else None)
+        self._adopt("leader", workers.leader)
+        self._adopt("workers", workers.scheduler)
         self.site = site
         self.http_gate.site = site
         self.rtmp_gate.site = RTMPFactory(live)

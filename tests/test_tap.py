@@ -63,7 +63,7 @@ async def test_the_server_runs_its_subsystems_as_named_children(tmp_path: Path) 
     server.privilegedStartService()
     server.startService()
     await server.ready
-    assert [child.name for child in server] == ["displays", "proxy", "site", "realtime", "live"]
+    assert [child.name for child in server] == ["displays", "proxy", "site", "realtime", "live", "leader", "workers"]
     assert all(child.running for child in server)
     port = server.http_port.getHost().port
     response = await treq.get(f"http://127.0.0.1:{port}/healthz", reactor=reactor, persistent=False)

@@ -19,8 +19,8 @@ from synctv.api.app import Call, RouteTable, SynctvAPI
 from synctv.api.openapi import QueryParam, RouteDoc
 from synctv.core import permissions
 from synctv.core.errors import Unavailable
-from synctv.proxy.proxy_urls import KIND_ITEM, check_resource
 from synctv.proxy.media_types import ANSWER_HEADERS
+from synctv.proxy.proxy_urls import KIND_ITEM, check_resource
 
 ROUTES = RouteTable("proxy")
 ITEM_PATH = "/api/rooms/{room}/media/{media}/proxy"

@@ -96,6 +96,7 @@ class MediaItem:
     duration: float | None = None
     created_by: str | None = None
     created_at: int = 0
+    probe_error: str | None = None  # why the duration probe failed (docs/workers.md), else None
 
     def to_json(self, *, header_values: bool = True) -> dict[str, Any]:
         """The item as the API shows it. Header values (cookies, tokens) are an upstream's
@@ -113,6 +114,7 @@ class MediaItem:
             "header_names": sorted(self.headers),
             "subtitles": [s.to_json() if header_values else {**s.to_json(), "headers": {}} for s in self.subtitles],
             "duration": self.duration,
+            "probe_error": self.probe_error,
             "created_by": self.created_by,
             "created_at": self.created_at,
         }

@@ -4,9 +4,16 @@ their hooks into the Site (routes, upload spooling), the providers and the bus.
 ``synctv.tap`` builds one ``DisplayRuntime`` after the store and the Site exist, ``attach``es it
 to the Site and ``start``s it; ``stop`` releases the ports and timers before the store closes.
 
+Which display rooms the end-of-show worker follows: with ``follow_all=False`` (the server:
+``synctv.tap``) only the display rooms with a screen (a connection) on this node, as the
+per-node scheduler reports them each tick through ``follow`` (docs/workers.md); a show that no
+screen watches is ended by the first node that gets a screen in its room (the worker plans from
+the stored state, and an end already past is written at once). With ``follow_all=True`` (the default, for
+tests without a connection runtime) every display room is followed from the start.
+
 Across nodes (several synctv processes on one PostgreSQL database) the ``displays`` bus channel
-carries ``{"type": "eventsChanged"}`` (every node rebinds its UDP ports) and ``{"type":
-"displayRoom", "room_id"}`` (every node's worker follows that room). Videos and the idle image are
+carries ``{"type": "eventsChanged"}`` (every node rebinds its UDP ports) and, when following all,
+``{"type": "displayRoom", "room_id"}`` (every node's worker follows that room). Videos and the idle image are
 files in each node's data directory: give the nodes a shared one, or upload to each.
 """
 
@@ -51,12 +58,14 @@ class DisplayRuntime(Service):
         self, *, actions: Actions, secret: str, data_dir: Path, web_dir: Path, reactor: Any,
         triggers: TriggerConfig = TriggerConfig(), limits: DisplaysConfig = DisplaysConfig(),
         public_url: str | None = None, registry: CollectorRegistry | None = None, ffprobe: str = "ffprobe",
-        run_in_thread: Any = deferToThread, presence: Any = None, timer: Any = None,
+        run_in_thread: Any = deferToThread, presence: Any = None, timer: Any = None, follow_all: bool = True,
     ) -> None:
         """``triggers`` and ``limits`` are the ``[triggers]`` and ``[displays]`` config sections;
         ``reactor`` binds the UDP ports; ``timer`` (default: ``reactor``) paces their retries and the
         lingering close of refused uploads."""
         self.actions = actions
+        self.follow_all = follow_all
+        self._kinds: dict[str, str] = {}  # active room -> kind (a room's kind never changes)
         self.store = actions.store
         self.bus = actions.bus
         self.clock = actions.clock
@@ -110,9 +119,26 @@ class DisplayRuntime(Service):
         await self.videos.prepare()
         self._unsubscribe = self.bus.subscribe(EVENTS_CHANNEL, self._message)
         await self.ports.reconcile()
-        for room in await self.store.list_rooms():
-            if room.kind == "display":
-                self.worker.watch(room.id)
+        if self.follow_all:
+            for room in await self.store.list_rooms():
+                if room.kind == "display":
+                    self.worker.watch(room.id)
+
+    async def follow(self, active: Any) -> None:
+        """Follow exactly the display rooms among ``active`` (this node's rooms with a
+        connection): the scheduler's display step (``synctv.workers.scheduler``)."""
+        active = set(active)
+        for room_id in self.worker.watching() - active:
+            self.worker.unwatch(room_id)
+        self._kinds = {room_id: kind for room_id, kind in self._kinds.items() if room_id in active}
+        for room_id in sorted(active - self.worker.watching()):
+            if room_id not in self._kinds:
+                room = await self.store.get_room(room_id)
+                if room is None:
+                    continue
+                self._kinds[room_id] = room.kind
+            if self._kinds[room_id] == "display" and room_id in active:
+                self.worker.watch(room_id)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -144,12 +170,12 @@ class DisplayRuntime(Service):
         kind = message.get("type")
         if kind in ("eventsChanged", "busGap"):
             self.ports.reconcile()
-        elif kind == "displayRoom" and isinstance(message.get("room_id"), str):
+        elif kind == "displayRoom" and self.follow_all and isinstance(message.get("room_id"), str):
             if message["room_id"] not in self.worker.watching():
                 self.worker.watch(message["room_id"])
 
     def _watch(self, room_id: str) -> None:
-        if room_id not in self.worker.watching():
+        if self.follow_all and room_id not in self.worker.watching():
             self.worker.watch(room_id)
             self._publish({"type": "displayRoom", "room_id": room_id})
 

@@ -27,8 +27,8 @@ import attrs
 from synctv.core.errors import Forbidden, NotFound
 from synctv.core.models import MediaItem
 from synctv.providers.base import ClientProfile, PlaybackInfo
-from synctv.proxy.proxy_urls import KIND_ITEM, KIND_SUBTITLE, ProxyGrant, ProxyLinks
 from synctv.proxy.m3u8 import PLAYLIST_KINDS
+from synctv.proxy.proxy_urls import KIND_ITEM, KIND_SUBTITLE, ProxyGrant, ProxyLinks
 from synctv.proxy.service import Upstream
 
 TTL_S = 5.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
@@ -11,7 +11,7 @@ from synctv.core.accounts import ProviderAccount
 from synctv.core.displays import Display, DisplayEvent, Video
 from synctv.core.live import PublisherRecord, StreamKey
 from synctv.core.models import MediaItem, Member, PlaybackState, Room, User
-from synctv.store import account_sql, display_sql, sql
+from synctv.store import account_sql, display_sql, sql, worker_sql
 from synctv.store.interface import UNSET
 from synctv.store.statements import Interaction
 
@@ -222,3 +222,27 @@ class SQLStore:
 
     def delete_provider_account(self, account_id: str, user_id: str) -> Deferred[bool]:
         return self._run(account_sql.delete_provider_account, account_id, user_id)
+
+    # -- background workers (synctv.store.worker_sql, docs/workers.md) ---------------------------
+
+    def claim_probes(
+        self, room_ids: Sequence[str], node: str, now_ms: int, lease_ms: int, limit: int,
+        skip_providers: Sequence[str] = (),
+    ) -> Deferred[list[worker_sql.Claim]]:
+        return self._run(worker_sql.claim_probes, self.dialect, tuple(room_ids), node, now_ms, lease_ms, limit,
+                         tuple(skip_providers) or ("",))
+
+    def finish_probe(self, room_id: str, media_id: str, node: str, duration: float) -> Deferred[bool]:
+        return self._run(worker_sql.finish_probe, room_id, media_id, node, duration)
+
+    def fail_probe(self, room_id: str, media_id: str, node: str, error: str, retry_at_ms: int) -> Deferred[bool]:
+        return self._run(worker_sql.fail_probe, room_id, media_id, node, error, retry_at_ms)
+
+    def playing_rooms(self, room_ids: Sequence[str]) -> Deferred[list[worker_sql.PlayingRoom]]:
+        return self._run(worker_sql.playing_rooms, tuple(room_ids))
+
+    def prune_bus_spill(self, before_ms: int) -> Deferred[int]:
+        return self._run(worker_sql.prune_bus_spill, before_ms)
+
+    def prune_publishers(self, stale_before_ms: int) -> Deferred[int]:
+        return self._run(worker_sql.prune_publishers, stale_before_ms)

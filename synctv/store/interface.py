@@ -138,4 +138,17 @@ class Store(Protocol):
     def delete_provider_account(self, account_id: str, user_id: str) -> Deferred[bool]:
         """Delete the account if ``user_id`` owns it."""
 
+    # background workers (docs/workers.md): duration-probe claims (a lease per item), the
+    # playing rooms among a node's active rooms, cluster-once prunes (the leader runs them)
+    def claim_probes(
+        self, room_ids: Any, node: str, now_ms: int, lease_ms: int, limit: int, skip_providers: Any = (),
+    ) -> Deferred[list[Any]]:
+        """Lease up to ``limit`` unprobed items of ``room_ids`` to ``node``: ``worker_sql.Claim``s."""
+    def finish_probe(self, room_id: str, media_id: str, node: str, duration: float) -> Deferred[bool]: ...
+    def fail_probe(self, room_id: str, media_id: str, node: str, error: str, retry_at_ms: int) -> Deferred[bool]: ...
+    def playing_rooms(self, room_ids: Any) -> Deferred[list[Any]]:
+        """``worker_sql.PlayingRoom`` of each room among ``room_ids`` that plays."""
+    def prune_bus_spill(self, before_ms: int) -> Deferred[int]: ...
+    def prune_publishers(self, stale_before_ms: int) -> Deferred[int]: ...
+
     def close(self) -> Deferred[None]: ...

@@ -58,6 +58,7 @@ MEDIA_COLUMNS = (
     "id, room_id, sort, title, url, provider, provider_data, headers, subtitles, duration, "
     "created_by, created_at"
 )
+MEDIA_SELECT = MEDIA_COLUMNS + ", probe_error"  # what a read returns (the worker columns: docs/workers.md)
 PLAYBACK_COLUMNS = "media_id, playing, ended, position, rate, at_ms, version, event_id"
 
 
@@ -109,6 +110,7 @@ def media_from_row(row: tuple[Any, ...]) -> MediaItem:
         duration=None if row[9] is None else float(row[9]),
         created_by=row[10],
         created_at=int(row[11]),
+        probe_error=row[12] if len(row) > 12 else None,
     )
 
 
@@ -377,14 +379,14 @@ MEDIA_FIELDS: dict[str, Callable[[Any], Any]] = {
 
 def _select_media(room_id: str, media_id: str) -> Interaction[MediaItem | None]:
     r = yield Execute(
-        f"SELECT {MEDIA_COLUMNS} FROM media_items WHERE room_id = ? AND id = ?", (room_id, media_id)
+        f"SELECT {MEDIA_SELECT} FROM media_items WHERE room_id = ? AND id = ?", (room_id, media_id)
     )
     return _first(r, media_from_row)
 
 
 def _select_playlist(room_id: str) -> Interaction[list[MediaItem]]:
     r = yield Execute(
-        f"SELECT {MEDIA_COLUMNS} FROM media_items WHERE room_id = ? ORDER BY sort, id", (room_id,)
+        f"SELECT {MEDIA_SELECT} FROM media_items WHERE room_id = ? ORDER BY sort, id", (room_id,)
     )
     return [media_from_row(row) for row in r.rows]
 
@@ -437,6 +439,8 @@ def update_media(room_id: str, media_id: str, fields: dict[str, Any]) -> Interac
         raise TypeError(f"update_media got unknown fields {unknown}; known: {sorted(MEDIA_FIELDS)}")
     if fields:
         sets = ", ".join(f"{name} = ?" for name in fields)
+        if "url" in fields or "duration" in fields:  # a new source, or a duration given: probe afresh
+            sets += ", probe_error = NULL, probe_attempts = 0, probe_after = 0"
         values = tuple(MEDIA_FIELDS[name](value) for name, value in fields.items())
         yield Execute(
             f"UPDATE media_items SET {sets} WHERE room_id = ? AND id = ?", (*values, room_id, media_id)
