@@ -247,6 +247,25 @@ def room_show(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
     return ctx.client.get(api_path("rooms", args.room))
 
 
+@command("room set", "change a room's settings (the others are kept); prints the room",
+         arg("room", help="id or name"),
+         arg("--playlist", choices=("next", "loop", "one", "stop"),
+             help="what follows an item's end: next (default), loop, one (repeat), stop"),
+         arg("--wait-for-all", choices=("on", "off"), help="hold playback for viewers whose player is not ready"),
+         arg("--wait-s", type=_finite, metavar="S", help="how long to hold, 1 to 120 seconds"),
+         plain=output.render_room)
+def room_set(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    shown = ctx.client.get(api_path("rooms", args.room))
+    settings = dict((shown.get("room") or {}).get("settings") or {})
+    changes = _compact(playlist=args.playlist, wait_s=args.wait_s)
+    if args.wait_for_all is not None:
+        changes["wait_for_all"] = args.wait_for_all == "on"
+    if not changes:
+        raise UsageError("room set: nothing to change; give --playlist, --wait-for-all or --wait-s")
+    patched = ctx.client.patch(api_path("rooms", args.room), {"settings": {**settings, **changes}})
+    return {**shown, "room": patched.get("room")}
+
+
 @command("room join", "become a member of a room", arg("room", help="id or name"), arg("--password"),
          plain=output.render_joined)
 def room_join(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:

@@ -201,3 +201,18 @@ def test_forbidden_room_password_exit_4(stub: StubServer, config_home: Path,
     stub.on("POST", "/api/rooms/r1/join", (403, error("forbidden", "wrong room password")))
     assert main(["--server", stub.url, "room", "join", "r1"]) == 4
     assert capsys.readouterr().err == "synctv: forbidden: wrong room password\n"
+
+
+def test_room_set_keeps_other_settings_and_sends_the_playlist_mode(stub: StubServer, config_home: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`room set ROOM --playlist loop` reads the room, then PATCHes its settings with the mode
+    added and every other key kept; a mode synctv does not know is refused before any request."""
+    room = {**ROOM, "settings": {"wait_s": 5}}
+    stub.on("GET", "/api/rooms/r1", (200, {"room": room, "member": MEMBER}))
+    stub.on("PATCH", "/api/rooms/r1", (200, {"room": {**room, "settings": {"wait_s": 5, "playlist": "loop"}}}))
+    assert main(["room", "set", "r1", "--playlist", "loop", "--server", stub.url]) == 0
+    assert stub.requests[-1].body == {"settings": {"wait_s": 5, "playlist": "loop"}}
+    assert '"playlist": "loop"' in capsys.readouterr().out
+    sent = len(stub.requests)
+    assert main(["room", "set", "r1", "--playlist", "shuffle", "--server", stub.url]) != 0
+    assert len(stub.requests) == sent
