@@ -123,9 +123,9 @@ def test_any_bytes_give_a_duration_an_offset_or_a_probe_error(data: bytes, base:
         if result is not None and not isinstance(result, str):
             _ok(result)
     for prefix in (b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00", b"\x00\x00\x00\x10ftypisom\x00\x00\x00\x00"):
-        for attempt in (lambda: mp4_walk(prefix + data), lambda: flv_duration(prefix + data)):
+        for reader in (mp4_walk, flv_duration):
             try:
-                _ok(attempt())
+                _ok(reader(prefix + data))
             except ProbeError:
                 pass
 
