@@ -392,6 +392,8 @@ MEDIA_ITEM = Schema(name="MediaItem", fields={
     "headers": attrs.evolve(HEADERS, description="header values; empty for members without manage_media"),
     "header_names": List(of=Str(max_len=256), max_items=32, description="the headers sent upstream"),
     "subtitles": List(of=SUBTITLE, max_items=32), "duration": attrs.evolve(POSITION, nullable=True),
+    "probe_error": Str(max_len=500, nullable=True,
+                       description="why the last duration probe failed (docs/workers.md); null otherwise"),
     "created_by": Str(max_len=64, nullable=True), "created_at": TIME_MS,
 })
 PLAYBACK_STATE = Schema(name="PlaybackState", fields={
