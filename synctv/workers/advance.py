@@ -5,7 +5,8 @@ watch room on this node with its item's duration and provider (``Store.playing_r
 room whose end (``core.playlist.due_ms``; never for a live item or an unknown duration) falls
 before the next tick, a timer is set at that instant; at it, ``Actions.auto_advance`` applies the
 room's ``settings.playlist`` by compare-and-set on the version it was planned from, and only if
-the stored state is still that one. So:
+the stored state is still that one; right after, the room is read again and the new item's end
+planned (an item shorter than a tick would otherwise end before the next tick saw it). So:
 
 - several nodes serving the room each plan and fire the same advance; one compare-and-set wins,
   the others find the version gone and write nothing (one version step, one ``playbackState``);
@@ -43,14 +44,24 @@ class AdvanceStep:
         self.horizon_ms = int(horizon_s * 1000)
         self.timers: dict[str, tuple[int, IDelayedCall]] = {}  # room -> (version planned, timer)
         self.in_flight: set[Deferred[Any]] = set()
+        self.active: frozenset[str] = frozenset()  # as of the last tick
+        self.stopped = False
         self.advanced = 0
 
     async def run(self, active: Sequence[str]) -> None:
+        self.active = frozenset(active)
         playing = await self.store.playing_rooms(sorted(active)) if active else []
+        planned = self._plan(playing)
+        for room_id in set(self.timers) - planned:
+            self._cancel(room_id)
+
+    def _plan(self, playing: Sequence[Any]) -> set[str]:
+        """Set a timer at the end of each room in ``playing`` that ends within the horizon; the
+        rooms planned."""
         planned: set[str] = set()
         now = self.clock()
         for room in playing:
-            if room.kind != "watch":
+            if room.kind != "watch" or room.room_id not in self.active:
                 continue
             end = due_ms(room.state, room.duration, room.provider)
             if end is None or end - now > self.horizon_ms:
@@ -64,8 +75,13 @@ class AdvanceStep:
             timer = self.reactor.callLater(max(0.0, (end - now) / 1000.0), self._due, room.room_id, room.state,
                                            room.duration, end)
             self.timers[room.room_id] = (room.state.version, timer)
-        for room_id in set(self.timers) - planned:
-            self._cancel(room_id)
+        return planned
+
+    async def _replan(self, room_id: str) -> None:
+        """Right after an advance (made here or elsewhere): plan the new item's end now, not at
+        the next tick (an item shorter than the tick would otherwise end unplanned)."""
+        if room_id in self.active and not self.stopped:
+            self._plan(await self.store.playing_rooms([room_id]))
 
     def _cancel(self, room_id: str) -> None:
         entry = self.timers.pop(room_id, None)
@@ -76,9 +92,10 @@ class AdvanceStep:
         self.timers.pop(room_id, None)
         d = self.actions.auto_advance(room_id, state, duration, end)
 
-        def done(new: Any) -> None:
+        def done(new: Any) -> Deferred[None]:
             if new is not None:
                 self.advanced += 1
+            return Deferred.fromCoroutine(self._replan(room_id))
 
         d.addCallback(done)
         d.addErrback(lambda f: self.log.failure("advancing room {room_id} failed", f, room_id=room_id))
@@ -87,6 +104,7 @@ class AdvanceStep:
             d.addBoth(lambda r: (self.in_flight.discard(d), r)[1])
 
     def stop(self) -> Deferred[Any]:
+        self.stopped = True
         for room_id in list(self.timers):
             self._cancel(room_id)
         return DeferredList(list(self.in_flight), consumeErrors=True)

@@ -145,3 +145,21 @@ async def test_live_items_and_unknown_durations_never_advance(store, make: Build
             rig.reactor.advance(1.0)
             await step.run([rig.room.id])
         assert step.timers == {} and await store.get_playback(rig.room.id) == started
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_item_shorter_than_a_tick_is_advanced_at_its_end_without_waiting_for_a_tick(store, make: Builders):
+    """After an advance the room is read again and the new item's end planned at once: a 0.5 s
+    item ends on time although no tick runs in between."""
+    rig = await build(store, make, durations=(10.0, 0.5, 0.5))
+    started = await rig.play(0)
+    step = rig.step()
+    rig.reactor.advance(9.0)
+    await step.run([rig.room.id])
+    rig.reactor.advance(1.0)
+    await rig.settle(step)
+    assert (await store.get_playback(rig.room.id)).media_id == rig.items[1].id
+    rig.reactor.advance(0.5)
+    await rig.settle(step)
+    state = await store.get_playback(rig.room.id)
+    assert (state.media_id, state.version, state.at_ms) == (rig.items[2].id, started.version + 2, rig.now())
