@@ -9,7 +9,8 @@ What it measures (docs/benchmarks.md, "Workers"):
   durations are known (``settings.playlist = "loop"``), WebSocket clients in the room (split
   over the nodes). For each advance: the latest moment any client received the next item's
   ``playbackState``, on the client's synced server clock, minus the instant the previous item
-  ended (its ``at_ms`` plus its duration). p50/p99 over the advances. It also checks that each
+  ended (its ``at_ms`` plus its duration). p50/p99 over the advances, and the part of it spent
+  deciding (the new state's ``at_ms`` is the moment the advancing node computed it). It also checks that each
   advance was one version step seen once by every client (two nodes plan the same end).
 - **scheduler CPU per active room per tick**: in this process, one ``WorkerScheduler`` with the
   probe and advance steps over a real SQLite store (and PostgreSQL when reachable) whose N active
@@ -93,7 +94,7 @@ async def measure_advances(servers: list[Server], clients_per_node: int, advance
     for log in seen:
         for _, message in log:
             by_version.setdefault(message["version"], message)
-    latencies, problems = [], []
+    latencies, written, problems = [], [], []
     for version in range(first["version"] + 1, last_version + 1):
         before = by_version.get(version - 1)
         arrivals = [[t for t, m in log if m["version"] == version] for log in seen]
@@ -102,7 +103,8 @@ async def measure_advances(servers: list[Server], clients_per_node: int, advance
             continue
         end = before["at_ms"] + ITEM_S * 1000 / before["rate"]
         latencies.append(max(times[0] for times in arrivals) - end)
-    return {"latencies": latencies, "problems": problems, "clients": len(clients)}
+        written.append(by_version[version]["at_ms"] - end)  # at_ms = when the advance was decided (or the end)
+    return {"latencies": latencies, "written": written, "problems": problems, "clients": len(clients)}
 
 
 def start_nodes(label: str, folder: Path, db: str | None, nodes: int) -> list[Server]:
@@ -228,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{label:<24} {result['clients']:>3} clients  p50 {pct(lat, 50):7.1f} ms  "
                           f"p99 {pct(lat, 99):7.1f} ms  max {max(lat):7.1f} ms  mean {statistics.mean(lat):7.1f} ms  "
                           f"(n={len(lat)}, one version step each, seen once by every client)")
+                    dec = result["written"]
+                    print(f"{'':<24} of which deciding (end -> the new state's at_ms): p50 {pct(dec, 50):6.1f} ms  "
+                          f"p99 {pct(dec, 99):6.1f} ms")
             print(f"-- scheduler CPU per active room per tick (steady: all playing, nothing due; {ticks} ticks)")
             backends = [("SQLite", lambda: parse_database_url(f"sqlite:///{folder / f'cost-{secrets.token_hex(3)}.db'}"))]
             if conn is not None:
