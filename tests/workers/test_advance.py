@@ -163,3 +163,23 @@ async def test_an_item_shorter_than_a_tick_is_advanced_at_its_end_without_waitin
     await rig.settle(step)
     state = await store.get_playback(rig.room.id)
     assert (state.media_id, state.version, state.at_ms) == (rig.items[2].id, started.version + 2, rig.now())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_members_seek_near_the_end_is_planned_at_once(store, make: Builders):
+    """The step follows the active rooms' bus channels: a seek to 0.5 s before the end, made
+    between ticks, is advanced at that end, not at the next tick."""
+    rig = await build(store, make)
+    started = await rig.play(0)
+    step = rig.step()
+    rig.reactor.advance(1.0)
+    await step.run([rig.room.id])
+    assert step.timers == {}  # the end (10 s) is beyond the horizon
+    rig.reactor.advance(0.2)
+    sought = await rig.actions.update_playback(rig.user, rig.room.id, Update("seek", started.version, position=9.5))
+    await rig.settle(step)
+    rig.reactor.advance(0.5)
+    await rig.settle(step)
+    state = await store.get_playback(rig.room.id)
+    assert (state.media_id, state.version) == (rig.items[1].id, sought.version + 1)
+    step.stop()
