@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from twisted.application.internet import TimerService
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -55,7 +55,7 @@ class WorkerScheduler(TimerService):
             active = sorted(set(self.active_rooms()))
         except Exception:
             self.log.failure("the scheduler could not read the active rooms")
-            return _done()
+            return succeed(None)
         runs = [self._run(step, active) for step in self.steps]
         self.tick_cpu_s += time.process_time() - started
         return DeferredList(runs).addCallback(lambda _: None)
@@ -79,8 +79,3 @@ class WorkerScheduler(TimerService):
 
         return d.addBoth(stop_steps).addCallback(lambda _: None)
 
-
-def _done() -> Deferred[None]:
-    d: Deferred[None] = Deferred()
-    d.callback(None)
-    return d
