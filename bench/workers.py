@@ -128,6 +128,7 @@ async def scheduler_cost(url: Any, rooms: int, ticks: int) -> float:
     """CPU microseconds per active room per tick (steady state: all playing, nothing due)."""
     from twisted.internet import reactor
 
+    from synctv.bus import InProcessBus
     from synctv.core.clock import ServerClock
     from synctv.core.models import MediaItem, Member, PlaybackState, Room, User
     from synctv.core.permissions import DEFAULT_PERMISSIONS
@@ -138,7 +139,7 @@ async def scheduler_cost(url: Any, rooms: int, ticks: int) -> float:
 
     class BenchActions:  # what the steps use of Actions
         def __init__(self, store: Any, clock: Any) -> None:
-            self.store, self.clock = store, clock
+            self.store, self.clock, self.bus = store, clock, InProcessBus()
 
     store = await open_store(url)
     clock = ServerClock()
