@@ -14,6 +14,10 @@ AV1); enhanced RTMP sets bit 7 (``IsExHeader``) and names the codec by a FourCC 
 ...`` (2 and 14 MP3, 10 AAC, 4-6 Nellymoser, 11 Speex, 7/8 G.711, 0/3 PCM, 1 ADPCM); format 9 is
 enhanced RTMP's ``ExHeader`` with a FourCC (``Opus``, ``fLaC``, ``ac-3``, ``ec-3``, ``.mp3``,
 ``mp4a``).
+
+``is_video_config`` and ``is_ex_keyframe`` let the stream keep such a codec's configuration and
+find its keyframes, so an FLV viewer of an HEVC or AV1 publish starts from a keyframe with the
+configuration before it, as one of an H.264 publish does.
 """
 
 from __future__ import annotations
@@ -94,6 +98,22 @@ def audio_codec(payload: bytes) -> Codec | None:
         fourcc = bytes(payload[1:5])
         return _AUDIO_FOURCC.get(fourcc) or _unknown("audio", repr(fourcc)[2:-1] or "no FourCC")
     return _AUDIO_FORMATS.get(sound_format) or _unknown("audio", f"FLV sound format {sound_format}")
+
+
+def is_video_config(payload: bytes) -> bool:
+    """A decoder configuration of a codec other than legacy AVC: enhanced RTMP's SequenceStart,
+    or a legacy HEVC/AV1 tag whose packet type is 0 (the sequence header)."""
+    if len(payload) < 2:
+        return False
+    first = payload[0]
+    if first & 0x80:
+        return first & 0x0F == 0
+    return first & 0x0F in (12, 13) and payload[1] == 0
+
+
+def is_ex_keyframe(payload: bytes) -> bool:
+    """An enhanced-RTMP video tag whose frame type (bits 4-6) is "key frame"."""
+    return bool(payload) and payload[0] & 0x80 != 0 and (payload[0] >> 4) & 0x07 == 1
 
 
 def warning(kind: str, codec: Codec) -> str | None:

@@ -109,6 +109,7 @@ class LiveStream:
         self.on_codec_warning: Callable[[LiveStream, str], None] = lambda stream, text: None
         self.codec_warnings: list[str] = []
         self._video_checked = self._audio_checked = False
+        self._other_video = False  # video other than AVC: its configuration and keyframes look different
         self._gop: list[bytes] = []
         self._gop_bytes = 0
         self._gop_ts = 0
@@ -166,7 +167,7 @@ class LiveStream:
         self._gop, self._gop_bytes, self._gop_valid = [], 0, False
         self.video_header = self.audio_header = None  # a new publisher sends its own
         self.codec_warnings = []
-        self._video_checked = self._audio_checked = False
+        self._video_checked = self._audio_checked = self._other_video = False
         self._rates = Rates()
         if self.hls is not None:
             self.hls.begin()
@@ -180,18 +181,19 @@ class LiveStream:
         if not self._video_checked:
             self._check_codec("video", payload)
         self.bytes_in += len(payload)
-        if flv.is_avc_sequence_header(payload):
+        if flv.is_avc_sequence_header(payload) or (self._other_video and codecs.is_video_config(payload)):
             ts = self.timeline.last or 0  # a configuration is not a sample: it does not move time
             if payload == self.video_header:
                 return  # the same configuration again (a reconnected upstream): nothing new
             self.video_header = payload
-            self._describe_video(payload[5:])
+            if not self._other_video:
+                self._describe_video(payload[5:])
             if self.hls is not None:
                 self.hls.on_video(ts, payload)
             self._push(flv.encode_tag(flv.TAG_VIDEO, ts, payload), False)
             return
         ts = self.timeline.map(timestamp)
-        keyframe = flv.is_keyframe(payload)
+        keyframe = flv.is_keyframe(payload) or (self._other_video and codecs.is_ex_keyframe(payload))
         self._rates.add(ts, len(payload), True)
         tag = flv.encode_tag(flv.TAG_VIDEO, ts, payload)
         if keyframe:
@@ -343,6 +345,7 @@ class LiveStream:
             codec = codecs.video_codec(payload)
             if codec is not None and codec.name != "avc1":
                 self.video_info = {"codec": codec.name}
+                self._other_video = True
         else:
             self._audio_checked = True
             codec = codecs.audio_codec(payload)

@@ -10,7 +10,7 @@ from twisted.logger import capturedLogs
 
 from synctv.bus import InProcessBus, room_channel
 from synctv.core.clock import ManualClock
-from synctv.live import codecs
+from synctv.live import codecs, flv
 from synctv.live.live_urls import LiveLinks
 from synctv.live.service import LiveHub
 from synctv.live.streams import StreamRegistry
@@ -118,3 +118,28 @@ def test_a_relayed_stream_does_not_announce_again():
     stream = hub.registry.begin_publish("r1", "m1", StubPublisher(), "relay")
     stream.on_video(0, AV1_ENHANCED)
     assert notices == [] and stream.info()["browser_playable"] is False
+
+
+@pytest.mark.parametrize("config, key, inter", [
+    (bytes([0x90]) + b"hvc1" + b"\x01hevc-config", bytes([0x91]) + b"hvc1" + bytes(40),
+     bytes([0xA3]) + b"hvc1" + bytes(30)),  # enhanced RTMP: SequenceStart, CodedFrames (key), CodedFramesX
+    (bytes([0x1C, 0x00, 0, 0, 0]) + b"hevc-config", bytes([0x1C, 0x01, 0, 0, 0]) + bytes(40),
+     bytes([0x2C, 0x01, 0, 0, 0]) + bytes(30)),  # legacy codec id 12
+], ids=["enhanced", "legacy"])
+def test_an_hevc_viewer_starts_at_a_keyframe_after_the_configuration(config: bytes, key: bytes, inter: bytes):
+    """HEVC passes through HTTP-FLV as it came: a viewer arriving mid-stream gets the publish's
+    configuration and then the GOP from the last keyframe, never a frame it cannot decode from."""
+    from synctv.live.fanout import FLVViewer
+    from tests.live.live_support import MemorySink, tags_of
+
+    hub = make_hub(InProcessBus())
+    stream = hub.registry.begin_publish("r1", "m1", StubPublisher(), "rtmp")
+    stream.on_video(0, config)
+    for n in range(20):
+        stream.on_video(n * 33, key if n % 10 == 0 else inter)
+        stream.flush()
+    assert stream.ready and stream.video_header == config and stream.info()["video"]["codec"] == "hevc"
+    sink = MemorySink()
+    stream.attach(FLVViewer(sink, max_buffer=1 << 20, max_skips=3))
+    video = [t.payload for t in tags_of(sink.data) if t.tag_type == flv.TAG_VIDEO]
+    assert video == [config, key] + [inter] * 9
