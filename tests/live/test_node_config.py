@@ -10,8 +10,8 @@ import pytest
 from twisted.internet.task import Clock
 
 from synctv.config import ConfigError, load_config
-from synctv.core.clock import ManualClock
 from synctv.core import node_auth
+from synctv.core.clock import ManualClock
 from synctv.live.node import build_live_hub, default_node_url
 
 
