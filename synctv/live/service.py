@@ -13,7 +13,8 @@
   (``GET {node_url}/api/internal/live/{room}/{media}/live.flv``, node-signed with
   ``synctv.core.node_auth``) into a local stream, whose FLV and HLS every viewer here shares;
   it stops ``[live] pull_idle_s`` after the last viewer here left, and the publisher node then
-  loses that one FLV viewer. ``relay_source`` is what the internal door serves: only a stream
+  loses that one FLV viewer; every heartbeat it re-reads the publisher record and stops a relay
+  whose publisher moved to another node or whose node's record went stale (that node died). ``relay_source`` is what the internal door serves: only a stream
   ingested here (never a relay, so relays cannot chain or loop).
 - **Codec check**: a publish whose codecs browsers cannot decode is logged and announced to the
   room as a ``notice`` on the bus (every node's members get it), once per publish.
@@ -107,6 +108,7 @@ class LiveHub(Service):
         self.pulls: dict[tuple[str, str], LivePull] = {}
         self._heartbeat: IDelayedCall | None = None
         self.last_release: Deferred[Any] | None = None  # the latest publisher-record release
+        self.last_relay_check: Deferred[None] | None = None  # the latest check of the relays' records
         registry.on_release = self._released
         registry.on_codec_warning = self._codec_warning
 
@@ -136,6 +138,21 @@ class LiveHub(Service):
         if any(s.publishing and s.source == "rtmp" for s in self.registry.streams.values()):
             d = self.store.touch_publishers(self.node_id, self.clock())
             d.addErrback(lambda f: self.log.failure("publisher heartbeat failed", f))
+        relays = [pull for pull in self.pulls.values() if pull.source == "relay" and pull.running]
+        if relays:
+            self.last_relay_check = Deferred.fromCoroutine(self._check_relays(relays))
+            self.last_relay_check.addErrback(lambda f: self.log.failure("checking the relays failed", f))
+
+    async def _check_relays(self, relays: list[LivePull]) -> None:
+        """Stop a relay whose publisher record no longer names the node it reads from, or went
+        stale (that node died): its viewers get the end of the stream, and their next request
+        finds the stream wherever it is published now."""
+        for pull in relays:
+            record = await self.store.get_publisher(pull.room_id, pull.media_id)
+            moved = record is None or record.heartbeat_at < self.clock() - STALE_MS \
+                or record.node_url.rstrip("/") + relay_path(pull.room_id, pull.media_id) != pull.url
+            if moved and self.pulls.get((pull.room_id, pull.media_id)) is pull:
+                pull.stop("the publisher moved to another node or its node went away")
 
     def _released(self, stream: LiveStream) -> None:
         pull = self.pulls.get(stream.key)
