@@ -7,7 +7,8 @@
    ffmpeg publisher (the live benchmark's 2 Mbit/s H.264 + AAC) to node A, N HTTP-FLV viewers
    (N=200; quick: 10) on node B, which relays from A. Reported: CPU seconds per viewer-minute
    of B (the relaying node), the CPU of A over the same window (it serves one viewer: B's
-   relay, however large N is), viewer gaps, and a new viewer's time to first frame on B while
+   relay, however large N is), viewer gaps, the same N viewers on A directly as the control,
+   and a new viewer's time to first frame on B while
    the relay runs ("warm") and when it has to start it ("cold": the first viewer of the stream
    on B), beside the same on A.
 2. nginx-rtmp (Debian's libnginx-mod-rtmp): an origin and an edge whose ``live`` application
@@ -117,7 +118,7 @@ def synctv_relay(workdir: Path, count: int, warmup: float, measure: float) -> di
         on_a, on_b = _urls(a, item, token), _urls(b, item, token)
 
         started = time.monotonic()
-        ffmpeg = publisher(publish_url, warmup + measure + 60)
+        ffmpeg = publisher(publish_url, 2 * (warmup + measure) + 60)
         time.sleep(4.0)
         cold = first_frame_ms(on_b["flv"], 1)  # starts B's relay
         _wait_offline(b, item, token)  # B releases it (pull_idle_s + idle_s)
@@ -135,10 +136,23 @@ def synctv_relay(workdir: Path, count: int, warmup: float, measure: float) -> di
         a_viewers = http_json(f"{a.base}{item}/stream", token=token)["viewers"]["flv"]
         done = read_event(load)
         load.wait()
+        # the control: the same viewers on A itself, in the same run
+        direct = viewers("flv", on_a["flv"], count, warmup + measure)
+        direct_connected = read_event(direct)
+        time.sleep(warmup)
+        d0, dt0 = cpu_seconds(pids_a), time.monotonic()
+        time.sleep(measure)
+        d1, dt1 = cpu_seconds(pids_a), time.monotonic()
+        direct_done = read_event(direct)
+        direct.wait()
         ffmpeg.send_signal(signal.SIGINT)
         behind = stall_s(ffmpeg, started)
         minutes = connected["viewers"] * (t1 - t0) / 60
-        return {"viewers": connected["viewers"], "b_cpu_s": b1 - b0, "a_cpu_s": a1 - a0, "seconds": t1 - t0,
+        direct_minutes = direct_connected["viewers"] * (dt1 - dt0) / 60
+        return {"direct_cpu_per_viewer_minute": (d1 - d0) / direct_minutes if direct_minutes else float("nan"),
+                "direct_gaps": direct_done["gaps"], "direct_failed": direct_done["failed"],
+                "direct_frames": direct_done["frames"], "direct_viewers": direct_connected["viewers"],
+                "viewers": connected["viewers"], "b_cpu_s": b1 - b0, "a_cpu_s": a1 - a0, "seconds": t1 - t0,
                 "b_cpu_per_viewer_minute": (b1 - b0) / minutes if minutes else float("nan"),
                 "a_flv_viewers": a_viewers, "gaps": done["gaps"], "failed": done["failed"],
                 "frames": done["frames"], "cold_ms": cold, "warm_ms": warm_b, "direct_ms": direct_a,
@@ -234,6 +248,9 @@ def main(argv: list[str]) -> int:
     print(f"live_relay: synctv viewer gaps: {ours['gaps']}, failed: {ours['failed']}, "
           f"frames per viewer: {ours['frames'] / max(1, ours['viewers']):.0f}, "
           f"publisher behind: {ours['publisher_behind_s']:.2f} s (load generator used {ours['load_cpu_share']:.0%} of a core)")
+    print(f"live_relay: control, the same viewers on A directly: cpu per viewer-minute "
+          f"{ours['direct_cpu_per_viewer_minute']:.4f} s, gaps: {ours['direct_gaps']}, failed: {ours['direct_failed']}, "
+          f"frames per viewer: {ours['direct_frames'] / max(1, ours['direct_viewers']):.0f}")
     print(f"live_relay: time to first frame on B, relay starting (cold): {_ms(ours['cold_ms'])}")
     print(f"live_relay: time to first frame on B, relay running (warm): {_ms(ours['warm_ms'])}")
     print(f"live_relay: time to first frame on A (the publishing node): {_ms(ours['direct_ms'])}")
