@@ -14,8 +14,9 @@
   ``synctv.core.node_auth``) into a local stream, whose FLV and HLS every viewer here shares;
   it stops ``[live] pull_idle_s`` after the last viewer here left, and the publisher node then
   loses that one FLV viewer; every heartbeat it re-reads the publisher record and stops a relay
-  whose publisher moved to another node or whose node's record went stale (that node died). ``relay_source`` is what the internal door serves: only a stream
-  ingested here (never a relay, so relays cannot chain or loop).
+  whose publisher moved to another node or whose node's record went stale (that node died).
+  ``relay_source`` is what the internal door serves: only a stream ingested here (never a relay,
+  so relays cannot chain or loop).
 - **Codec check**: a publish whose codecs browsers cannot decode is logged and announced to the
   room as a ``notice`` on the bus (every node's members get it), once per publish.
 - ``rtmp_limits`` are the RTMP door's bounds (``[live] max_buffer_bytes``, ``max_connections``,
