@@ -173,6 +173,10 @@ class Config:
     db: str = ""  # a database URL; empty means sqlite:///<data>/synctv.db
     public_url: str | None = None
     metrics_networks: tuple[Network, ...] = DEFAULT_METRICS_NETWORKS
+    # Several nodes (docs/live.md "Several nodes"): this node's address for the others, and the
+    # networks the others call from (empty: any source holding a valid node signature).
+    node_url: str | None = None
+    node_networks: tuple[Network, ...] = ()
     proxy: ProxyConfig = ProxyConfig()
     triggers: TriggerConfig = TriggerConfig()
     live: LiveConfig = LiveConfig()
@@ -196,7 +200,7 @@ class Config:
 # section -> key -> (type check, description of what is accepted)
 _SCHEMA: dict[str, dict[str, str]] = {
     "server": {"data": "str", "http": "str", "rtmp": "str", "db": "str", "public_url": "str",
-               "metrics_networks": "networks"},
+               "metrics_networks": "networks", "node_url": "str", "node_networks": "networks"},
     "proxy": {"slice_size": "int", "cache": "str", "cache_bytes": "int", "allow_networks": "networks"},
     "triggers": {"lan_networks": "networks", "udp_ports": "str", "udp_bind": "str"},
     "displays": {"max_video_bytes": "int", "max_image_bytes": "int", "max_uploads_per_user": "int",
@@ -396,6 +400,22 @@ def _check_displays(displays: DisplaysConfig) -> None:
                           "max_video_bytes or max_image_bytes) and at most 16 TiB")
 
 
+def _check_node_url(url: str | None) -> None:
+    if url is None:
+        return
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"[server] node_url {url[:80]!r} must be this node's own http:// or https:// base URL "
+                          "as the other nodes reach it, e.g. http://10.0.0.5:8080")
+
+
 def _check_providers(providers: ProvidersConfig) -> None:
     from synctv.core.accounts import KINDS
 
@@ -433,6 +453,8 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
         db=server.get("db", ""),
         public_url=server.get("public_url"),
         metrics_networks=server.get("metrics_networks", DEFAULT_METRICS_NETWORKS),
+        node_url=server.get("node_url"),
+        node_networks=server.get("node_networks", ()),
         proxy=proxy,
         triggers=_triggers(sections.get("triggers", {})),
         live=live,
@@ -463,6 +485,7 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
     _check_displays(displays)
     if config.public_url is not None and not config.public_url.startswith(("http://", "https://")):
         raise ConfigError(f"public_url {config.public_url!r} must start with http:// or https://")
+    _check_node_url(config.node_url)
     _check_endpoint(config.http, "http endpoint")
     _check_endpoint(config.rtmp, "rtmp endpoint")
     from synctv.store import parse_database_url

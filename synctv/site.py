@@ -36,7 +36,7 @@ from twisted.web import http, pages, resource, server, static
 from twisted.web.iweb import IRequest
 
 from synctv.actions import Actions
-from synctv.api import account_routes, display_routes, live_routes, page_routes, proxy_routes
+from synctv.api import account_routes, display_routes, live_routes, node_routes, page_routes, proxy_routes
 from synctv.api.app import CORE_ROUTES, RouteTable, SynctvAPI
 from synctv.api.errors import JSON_CONTENT_TYPE, encode_json, error_body, status_for, write_error
 from synctv.api.metrics import HttpMetrics
@@ -45,7 +45,7 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 BODY_LINGER_S = 2.0  # after an early 413, how long the socket stays (write side shut, not read)
 #: Every route a synctv server answers, by subsystem (each module declares its own table).
 ROUTE_TABLES: tuple[RouteTable, ...] = (CORE_ROUTES, live_routes.ROUTES, proxy_routes.ROUTES, display_routes.ROUTES,
-                                        account_routes.ROUTES, page_routes.ROUTES)
+                                        account_routes.ROUTES, page_routes.ROUTES, node_routes.ROUTES)
 KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics", b"trigger", b"trigger_by_name", b"display", b"room"})
 KLEIN_PATHS = frozenset({(b"admin", b"idle-image")})  # Klein routes inside a static folder (web/admin/)
 SECRET_PARAMS = (b"token", b"sig", b"signature", b"key", b"password", b"access_token",

@@ -186,7 +186,7 @@ class SynctvService(OrderedServices):
         from synctv.core.realtime import RealtimeLimits
         from synctv.core.throttle import PasswordThrottle
         from synctv.displays.subsystem import DisplayRuntime
-        from synctv.live.node import build_live_hub, live_providers, node_id
+        from synctv.live.node import build_live_hub, default_node_url, live_providers, node_id
         from synctv.live.rtmp.protocol import RTMPFactory
         from synctv.passwords import PasswordHasher
         from synctv.providers import default_providers
@@ -213,10 +213,10 @@ class SynctvService(OrderedServices):
         clock = ServerClock()
         assert self.http_port is not None and self.rtmp_port is not None
         http, rtmp = self.http_port.getHost(), self.rtmp_port.getHost()
-        node_url = config.public_url or f"http://{getattr(http, 'host', '127.0.0.1')}:{getattr(http, 'port', 0)}"
+        node_url = config.node_url or default_node_url(getattr(http, "host", ""), getattr(http, "port", 0))
         live = build_live_hub(config, store=self.store, clock=clock, secret=self.secret, reactor=reactor,
                               node=node_id(getattr(http, "port", 0)), node_url=node_url,
-                              rtmp_port=getattr(rtmp, "port", None))
+                              rtmp_port=getattr(rtmp, "port", None), bus=self.bus)
         base_url = config.public_url.rstrip("/") if config.public_url else ""
         self.catalog = catalog = build_catalog(config, store=self.store, clock=clock, reactor=reactor,
                                                key=self.provider_key or load_provider_key(config))

@@ -56,7 +56,12 @@ def render_stream_info(data: Mapping[str, Any]) -> str:
         if upstream.get("last_error"):
             text += f"; last error: {upstream['last_error']} (retries {upstream.get('retries', 0)})"
         lines.append(text)
+    for warning in data.get("codec_warnings") or ():
+        lines.append(f"warning    {warning}")
     publisher = data.get("publisher")
     if publisher:
-        lines.append(f"node       {publisher.get('node_id')} {publisher.get('node_url')}")
+        text = f"node       {publisher.get('node_id')} {publisher.get('node_url')}"
+        if data.get("node_id") and data["node_id"] != publisher.get("node_id"):
+            text += f" (publishing; answered by {data['node_id']})"
+        lines.append(text)
     return "\n".join(lines)

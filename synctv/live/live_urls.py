@@ -38,6 +38,14 @@ def item_path(room_id: str, media_id: str) -> str:
     return f"/api/rooms/{quote(room_id, safe='')}/media/{quote(media_id, safe='')}"
 
 
+RELAY_ROUTE = "/api/internal/live/{room}/{media}/live.flv"  # the nodes' internal door (node-signed)
+
+
+def relay_path(room_id: str, media_id: str) -> str:
+    """The path another node reads an item's live FLV from (``synctv.api.node_routes``)."""
+    return f"/api/internal/live/{quote(room_id, safe='')}/{quote(media_id, safe='')}/live.flv"
+
+
 class LiveLinks:
     """Makes and checks live URLs (module docstring); a ``UrlSigner`` for ``signer="live"`` infos."""
 

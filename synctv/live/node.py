@@ -5,10 +5,17 @@ segmenter and its segment store (memory, or files under ``<data>/live/hls``), th
 maker, the live proxy's upstream client (the media proxy's address-checked ``UpstreamClient``)
 and the hub with the RTMP door's bounds. ``live_providers`` makes the ``rtmp`` and ``live``
 providers.
+
+Several nodes: ``default_node_url`` is this node's address for the others when ``[server]
+node_url`` is not set (the HTTP listener's address; a wildcard listener is named by the host
+name). The relay opener (reading another node's internal door) is an address-checked
+``UpstreamClient`` that admits ``[server] node_networks`` when they are set, and any address
+otherwise: the node URLs it connects to come from the database, which only nodes write.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from pathlib import Path
@@ -16,7 +23,8 @@ from typing import Any
 
 from twisted.internet.threads import deferToThread
 
-from synctv.config import Config
+from synctv.config import Config, Network
+from synctv.core import node_auth
 from synctv.core.clock import Clock
 from synctv.core.models import MediaItem
 from synctv.live.hls import FileSegmentStore, HLSStream, MemorySegmentStore, SegmentStore
@@ -35,17 +43,29 @@ def node_id(http_port: int | str) -> str:
     return f"{socket.gethostname()}:{http_port}"
 
 
-def _upstream_opener(config: Config, reactor: Any) -> Opener | None:
+def default_node_url(host: str, port: int) -> str:
+    """``http://HOST:PORT`` of the HTTP listener (``[server] node_url`` unset)."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+ANY_ADDRESS: tuple[Network, ...] = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
+
+def _upstream_opener(config: Config, reactor: Any, networks: tuple[Network, ...] | None = None) -> Opener | None:
     try:
         from synctv.proxy.upstream import UpstreamClient
     except ImportError:  # the media proxy is not part of this build
         return None
-    return UpstreamClient(reactor, allow_networks=config.proxy.allow_networks)
+    return UpstreamClient(reactor, allow_networks=config.proxy.allow_networks if networks is None else networks)
 
 
 def build_live_hub(
     config: Config, *, store: Any, clock: Clock, secret: str, reactor: Any, node: str, node_url: str,
-    opener: Opener | None = None, rtmp_port: int | None = None,
+    opener: Opener | None = None, rtmp_port: int | None = None, bus: Any = None,
 ) -> LiveHub:
     live = config.live
     hls_root = config.data / "live" / "hls"
@@ -71,6 +91,8 @@ def build_live_hub(
         rtmp_limits=RTMPLimits(max_buffer_bytes=live.max_buffer_bytes, max_connections=live.max_connections,
                                max_connections_per_address=live.max_connections_per_address,
                                publish_timeout_s=live.publish_timeout_s),
+        bus=bus, node_key=node_auth.derive_key(secret), node_networks=config.node_networks,
+        relay_opener=_upstream_opener(config, reactor, config.node_networks or ANY_ADDRESS),
     )
 
 

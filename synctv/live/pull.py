@@ -16,6 +16,11 @@ An upstream that fails (refused, an HTTP error, a broken FLV, a body that ends o
 the opener's idle timeout) is retried with exponential backoff (``backoff_s`` doubling up to ``max_backoff_s``)
 while viewers remain; FLV viewers stay connected across a retry, and the stream's timeline
 continues. The upstream's state, last error and retry count are part of the stream info.
+
+The same class relays a stream from the node that ingests it (``source="relay"``, see
+``synctv.live.service``): then ``sign`` adds a fresh node signature to every (re)connection, and
+``final`` makes the upstream's clean end or a 404 end the stream here too (the publish ended on
+its node) instead of being retried.
 """
 
 from __future__ import annotations
@@ -90,6 +95,9 @@ class LivePull:
         backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
         on_stopped: Callable[[LivePull], None] = lambda pull: None,
+        source: str = "pull",
+        sign: Callable[[], Mapping[str, str]] | None = None,
+        final: bool = False,
     ) -> None:
         self.registry = registry
         self.room_id = room_id
@@ -104,6 +112,9 @@ class LivePull:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.on_stopped = on_stopped
+        self.source = source
+        self.sign = sign
+        self.final = final
         self.state = "idle"
         self.stream: LiveStream | None = None
         self.retries = 0
@@ -119,12 +130,16 @@ class LivePull:
         self._got_data = False
 
     @property
+    def what(self) -> str:
+        return "relay" if self.source == "relay" else "live proxy"
+
+    @property
     def running(self) -> bool:
         return self.state not in ("idle", "stopped")
 
     def start(self) -> LiveStream:
         """Become the stream's publisher and connect to the upstream."""
-        self.stream = self.registry.begin_publish(self.room_id, self.media_id, self, "pull")
+        self.stream = self.registry.begin_publish(self.room_id, self.media_id, self, self.source)
         self.state = "connecting"
         self._publish_info()
         self._connect()
@@ -135,7 +150,7 @@ class LivePull:
         if self.state == "stopped":
             return
         self.state = "stopped"
-        self.log.info("live proxy of {room_id}/{media_id} stopped: {reason}",
+        self.log.info("{what} of {room_id}/{media_id} stopped: {reason}", what=self.what,
                       room_id=self.room_id, media_id=self.media_id, reason=reason)
         for call in (self._timer, self._check):
             if call is not None and call.active():
@@ -157,7 +172,8 @@ class LivePull:
         self._reader = flv.FLVReader()
         self._got_data = False
         self._publish_info()
-        d = self.opener.open("GET", self.url, self.headers)
+        headers = {**self.headers, **self.sign()} if self.sign is not None else self.headers
+        d = self.opener.open("GET", self.url, headers)
         self._request = d
         d.addCallback(self._response)
         d.addErrback(self._failed)
@@ -169,6 +185,9 @@ class LivePull:
             return None
         if answer.code != 200:
             answer.discard()
+            if self.final and answer.code == 404:
+                self.stop("the stream is not live on its node")
+                return None
             raise UpstreamError(f"the upstream answered HTTP {answer.code}")
         self.state = "pulling"
         self.connected_at = self.clock()
@@ -178,8 +197,11 @@ class LivePull:
         body.addCallback(self._ended)
         return body
 
-    @staticmethod
-    def _ended(_: None) -> None:
+    def _ended(self, _: None) -> None:
+        if self.final:
+            self._body = None
+            self.stop("the stream ended on its node")
+            return
         raise UpstreamError("the upstream ended the stream")
 
     def _feed(self, data: bytes) -> None:
@@ -216,8 +238,8 @@ class LivePull:
         self.last_error = text[:MAX_ERROR_LENGTH]
         delay = min(self.max_backoff_s, self.backoff_s * 2 ** (self.retries - 1))
         self.state = "retrying"
-        self.log.info("live proxy of {room_id}/{media_id}: upstream {url} failed ({error}); retry {n} in {delay}s",
-                      room_id=self.room_id, media_id=self.media_id, url=redact_url(self.url),
+        self.log.info("{what} of {room_id}/{media_id}: upstream {url} failed ({error}); retry {n} in {delay}s",
+                      what=self.what, room_id=self.room_id, media_id=self.media_id, url=redact_url(self.url),
                       error=self.last_error, n=self.retries, delay=delay)
         if self.stream is not None:
             self.stream.timeline.new_source()

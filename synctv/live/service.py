@@ -7,6 +7,18 @@
   registry) and across nodes (the store's publisher record, refreshed every ``HEARTBEAT_S``).
 - **Viewing**: ``stream_for_viewing`` gives the stream of an item for a viewer; for a ``live``
   (pull) item it starts the live proxy if it is not running.
+- **Any node** (docs/live.md "Several nodes"): an ``rtmp`` item published to another node (its
+  fresh publisher record names that node) is *relayed*: one ``LivePull`` per item on this node
+  (``source`` ``relay``) reads the publisher node's internal door
+  (``GET {node_url}/api/internal/live/{room}/{media}/live.flv``, node-signed with
+  ``synctv.core.node_auth``) into a local stream, whose FLV and HLS every viewer here shares;
+  it stops ``[live] pull_idle_s`` after the last viewer here left, and the publisher node then
+  loses that one FLV viewer; every heartbeat it re-reads the publisher record and stops a relay
+  whose publisher moved to another node or whose node's record went stale (that node died).
+  ``relay_source`` is what the internal door serves: only a stream ingested here (never a relay,
+  so relays cannot chain or loop).
+- **Codec check**: a publish whose codecs browsers cannot decode is logged and announced to the
+  room as a ``notice`` on the bus (every node's members get it), once per publish.
 - ``rtmp_limits`` are the RTMP door's bounds (``[live] max_buffer_bytes``, ``max_connections``,
   ``publish_timeout_s``), read by the RTMP factory this hub is the gate of.
 - ``rtmp_url`` is what OBS asks for as "Server": ``[live] rtmp_public_url`` when configured,
@@ -27,11 +39,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from synctv.bus import Bus, room_channel
+from synctv.core import node_auth
 from synctv.core.clock import Clock
 from synctv.core.errors import Conflict, Forbidden, NotFound
 from synctv.core.live import PublisherRecord, StreamKey, new_stream_key, redact_key
 from synctv.core.models import MediaItem
-from synctv.live.live_urls import LiveLinks
+from synctv.live.live_urls import LiveLinks, relay_path
 from synctv.live.pull import LivePull, Opener
 from synctv.live.rtmp.limits import RTMPLimits
 from synctv.live.rtmp.protocol import RTMP_APP
@@ -71,6 +85,10 @@ class LiveHub(Service):
         rtmp_public_url: str | None = None,
         rtmp_port: int | None = None,
         rtmp_limits: RTMPLimits = RTMPLimits(),
+        bus: Bus | None = None,
+        node_key: bytes = b"",
+        node_networks: tuple[Any, ...] = (),
+        relay_opener: Opener | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -84,10 +102,16 @@ class LiveHub(Service):
         self.rtmp_public_url = rtmp_public_url
         self.rtmp_port = rtmp_port
         self.rtmp_limits = rtmp_limits
+        self.bus = bus
+        self.node_key = node_key  # signs and checks the nodes' internal door (synctv.core.node_auth)
+        self.node_networks = node_networks  # [server] node_networks: who may knock on that door
+        self.relay_opener = relay_opener
         self.pulls: dict[tuple[str, str], LivePull] = {}
         self._heartbeat: IDelayedCall | None = None
         self.last_release: Deferred[Any] | None = None  # the latest publisher-record release
+        self.last_relay_check: Deferred[None] | None = None  # the latest check of the relays' records
         registry.on_release = self._released
+        registry.on_codec_warning = self._codec_warning
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -115,11 +139,42 @@ class LiveHub(Service):
         if any(s.publishing and s.source == "rtmp" for s in self.registry.streams.values()):
             d = self.store.touch_publishers(self.node_id, self.clock())
             d.addErrback(lambda f: self.log.failure("publisher heartbeat failed", f))
+        relays = [pull for pull in self.pulls.values() if pull.source == "relay" and pull.running]
+        if relays:
+            self.last_relay_check = Deferred.fromCoroutine(self._check_relays(relays))
+            self.last_relay_check.addErrback(lambda f: self.log.failure("checking the relays failed", f))
+
+    async def _check_relays(self, relays: list[LivePull]) -> None:
+        """Stop a relay whose publisher record no longer names the node it reads from, or went
+        stale (that node died): its viewers get the end of the stream, and their next request
+        finds the stream wherever it is published now."""
+        for pull in relays:
+            record = await self.store.get_publisher(pull.room_id, pull.media_id)
+            moved = record is None or record.heartbeat_at < self.clock() - STALE_MS \
+                or record.node_url.rstrip("/") + relay_path(pull.room_id, pull.media_id) != pull.url
+            if moved and self.pulls.get((pull.room_id, pull.media_id)) is pull:
+                pull.stop("the publisher moved to another node or its node went away")
 
     def _released(self, stream: LiveStream) -> None:
         pull = self.pulls.get(stream.key)
         if pull is not None and pull.stream is stream:
             pull.stop("the stream was released")
+
+    def _codec_warning(self, stream: LiveStream, text: str) -> None:
+        """A publish browsers cannot decode: a log line, and a ``notice`` to the room's members on
+        every node (a relay says nothing: the publisher's node already did)."""
+        if stream.source == "relay":
+            return
+        self.log.warn("stream {room_id}/{media_id}: {text}", room_id=stream.room_id, media_id=stream.media_id,
+                      text=text)
+        if self.bus is None:
+            return
+        notice = {"type": "notice", "room_id": stream.room_id, "level": "warning", "code": "live_codec",
+                  "media_id": stream.media_id, "message": text}
+        try:
+            self.bus.publish(room_channel(stream.room_id), notice)
+        except Exception:
+            self.log.failure("announcing a codec notice for {room_id} failed", room_id=stream.room_id)
 
     # -- stream keys ----------------------------------------------------------------------------
 
@@ -198,27 +253,70 @@ class LiveHub(Service):
         if item.provider == PULL_PROVIDER:
             return await self._pull(item)
         stream = self.registry.get(item.room_id, item.id)
+        if stream is not None and stream.publishing:
+            return stream
+        relayed = await self._relay(item)
+        if relayed is not None:
+            return relayed
+        stream = self.registry.get(item.room_id, item.id)
         if stream is None or (not stream.publishing and stream.hls is None):
             raise NotFound("nothing is being published to this stream")
+        return stream
+
+    def _running_pull(self, key: tuple[str, str]) -> LiveStream | None:
+        pull = self.pulls.get(key)
+        return pull.stream if pull is not None and pull.running else None
+
+    async def _relay(self, item: MediaItem) -> LiveStream | None:
+        """The stream relayed from the node holding the item's publisher, started if need be;
+        None when no other node holds a fresh publisher record (or relaying is not set up)."""
+        if self.relay_opener is None or not self.node_key:
+            return None
+        record = await self.store.get_publisher(item.room_id, item.id)
+        if record is None or record.node_id == self.node_id or not record.node_url \
+                or record.heartbeat_at < self.clock() - STALE_MS:
+            return None
+        key = (item.room_id, item.id)
+        stream = self.registry.get(*key)
+        if stream is not None and stream.publishing:  # started while we read the record
+            return stream
+        path = relay_path(item.room_id, item.id)
+        url = record.node_url.rstrip("/") + path
+        self.log.info("relaying {room_id}/{media_id} from node {node}", room_id=item.room_id, media_id=item.id,
+                      node=record.node_id)
+        return self._start_pull(item, url, {}, source="relay", final=True,
+                                sign=lambda: {"Authorization": node_auth.sign(self.node_key, "GET", path,
+                                                                              self.node_id, self.clock())})
+
+    def relay_source(self, room_id: str, media_id: str) -> LiveStream | None:
+        """What the internal door may serve: a stream ingested on this node and live now."""
+        stream = self.registry.get(room_id, media_id)
+        if stream is None or not stream.publishing or stream.source not in ("rtmp", "pull"):
+            return None
         return stream
 
     async def _pull(self, item: MediaItem) -> LiveStream:
         """The running live proxy's stream, or a new live proxy's (address checks happen when it
         connects; a refused upstream shows in the stream info and is retried like any failure)."""
-        key = (item.room_id, item.id)
-        pull = self.pulls.get(key)
-        if pull is not None and pull.running and pull.stream is not None:
-            return pull.stream
+        running = self._running_pull((item.room_id, item.id))
+        if running is not None:
+            return running
         if self.opener is None:
             raise NotFound("the live proxy is not available on this server")
+        return self._start_pull(item, item.url, item.headers)
+
+    def _start_pull(self, item: MediaItem, url: str, headers: Any, *, source: str = "pull", final: bool = False,
+                    sign: Any = None) -> LiveStream:
         settings = self.pull_settings
+        opener = self.relay_opener if source == "relay" else self.opener
+        assert opener is not None
         pull = LivePull(
-            registry=self.registry, room_id=item.room_id, media_id=item.id, url=item.url, headers=item.headers,
-            opener=self.opener, scheduler=self.scheduler, clock=self.clock, idle_s=settings.idle_s,
+            registry=self.registry, room_id=item.room_id, media_id=item.id, url=url, headers=headers,
+            opener=opener, scheduler=self.scheduler, clock=self.clock, idle_s=settings.idle_s,
             backoff_s=settings.backoff_s, max_backoff_s=settings.max_backoff_s,
-            on_stopped=self._pull_stopped,
+            on_stopped=self._pull_stopped, source=source, sign=sign, final=final,
         )
-        self.pulls[key] = pull
+        self.pulls[(item.room_id, item.id)] = pull
         return pull.start()
 
     def _pull_stopped(self, pull: LivePull) -> None:
@@ -236,4 +334,5 @@ class LiveHub(Service):
             info = stream.info()
         info["provider"] = item.provider
         info["publisher"] = record.to_json() if record is not None else None
+        info["node_id"] = self.node_id  # the node answering (a relay's source says where it reads from)
         return info

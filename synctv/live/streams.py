@@ -14,7 +14,10 @@ read from its socket. A stream:
 - maps publisher timestamps onto a timeline that never jumps: a jump forward past
   ``max_jump_ms`` or backwards past ``max_back_ms`` (an encoder restart, a 32-bit wrap, a broken
   encoder) is rebased to continue where the timeline was;
-- feeds the HLS segmenter (``synctv.live.hls``) and keeps the figures of ``info()``.
+- feeds the HLS segmenter (``synctv.live.hls``) and keeps the figures of ``info()``;
+- looks at the first audio and the first video tag of each publish (``synctv.live.codecs``): a
+  codec browsers cannot decode is still passed on, and is named in ``codec_warnings`` (stream
+  info ``browser_playable: false``) and told to ``on_codec_warning`` once per publish.
 
 When the publisher stops (``end_publish``) FLV viewers get a clean end of stream, the HLS
 playlist gets ENDLIST, and after ``idle_s`` without a new publisher the registry releases the
@@ -36,7 +39,7 @@ from twisted.logger import Logger
 
 from synctv.core.clock import Clock
 from synctv.core.errors import Conflict
-from synctv.live import flv
+from synctv.live import codecs, flv
 from synctv.live.aac import AACError, AudioSpecificConfig
 from synctv.live.avc import AVCDecoderConfig, AVCError, parse_sps
 from synctv.live.fanout import FLVViewer
@@ -103,6 +106,10 @@ class LiveStream:
         self.timeline = Timeline(settings.max_jump_ms, settings.max_back_ms)
         self.extra_info: dict[str, Any] = {}  # e.g. the live proxy's upstream state
         self.activity: Callable[[LiveStream], None] = lambda stream: None  # viewer count changed
+        self.on_codec_warning: Callable[[LiveStream, str], None] = lambda stream, text: None
+        self.codec_warnings: list[str] = []
+        self._video_checked = self._audio_checked = False
+        self._other_video = False  # video other than AVC: its configuration and keyframes look different
         self._gop: list[bytes] = []
         self._gop_bytes = 0
         self._gop_ts = 0
@@ -159,6 +166,8 @@ class LiveStream:
         self.timeline.new_source()
         self._gop, self._gop_bytes, self._gop_valid = [], 0, False
         self.video_header = self.audio_header = None  # a new publisher sends its own
+        self.codec_warnings = []
+        self._video_checked = self._audio_checked = self._other_video = False
         self._rates = Rates()
         if self.hls is not None:
             self.hls.begin()
@@ -169,19 +178,22 @@ class LiveStream:
     def on_video(self, timestamp: int, payload: bytes) -> None:
         if not payload:
             return
+        if not self._video_checked:
+            self._check_codec("video", payload)
         self.bytes_in += len(payload)
-        if flv.is_avc_sequence_header(payload):
+        if flv.is_avc_sequence_header(payload) or (self._other_video and codecs.is_video_config(payload)):
             ts = self.timeline.last or 0  # a configuration is not a sample: it does not move time
             if payload == self.video_header:
                 return  # the same configuration again (a reconnected upstream): nothing new
             self.video_header = payload
-            self._describe_video(payload[5:])
+            if not self._other_video:
+                self._describe_video(payload[5:])
             if self.hls is not None:
                 self.hls.on_video(ts, payload)
             self._push(flv.encode_tag(flv.TAG_VIDEO, ts, payload), False)
             return
         ts = self.timeline.map(timestamp)
-        keyframe = flv.is_keyframe(payload)
+        keyframe = flv.is_keyframe(payload) or (self._other_video and codecs.is_ex_keyframe(payload))
         self._rates.add(ts, len(payload), True)
         tag = flv.encode_tag(flv.TAG_VIDEO, ts, payload)
         if keyframe:
@@ -196,6 +208,8 @@ class LiveStream:
     def on_audio(self, timestamp: int, payload: bytes) -> None:
         if not payload:
             return
+        if not self._audio_checked:
+            self._check_codec("audio", payload)
         self.bytes_in += len(payload)
         if flv.is_aac_sequence_header(payload):
             ts = self.timeline.last or 0
@@ -323,6 +337,30 @@ class LiveStream:
 
     # -- figures --------------------------------------------------------------------------------
 
+    def _check_codec(self, kind: str, payload: bytes) -> None:
+        """The first tag of ``kind`` in this publish: name its codec, and warn once if browsers
+        cannot decode it (H.264 and AAC are described from their configurations instead)."""
+        if kind == "video":
+            self._video_checked = True
+            codec = codecs.video_codec(payload)
+            if codec is not None and codec.name != "avc1":
+                self.video_info = {"codec": codec.name}
+                self._other_video = True
+        else:
+            self._audio_checked = True
+            codec = codecs.audio_codec(payload)
+            if codec is not None and codec.name != "mp4a":
+                self.audio_info = {"codec": codec.name}
+        text = codecs.warning(kind, codec) if codec is not None else None
+        if text is None:
+            return
+        self.codec_warnings.append(text)
+        try:
+            self.on_codec_warning(self, text)
+        except Exception:
+            self.log.failure("on_codec_warning failed for {room_id}/{media_id}",
+                             room_id=self.room_id, media_id=self.media_id)
+
     def _describe_video(self, record: bytes) -> None:
         info: dict[str, Any] = {"codec": "avc1"}
         try:
@@ -370,6 +408,8 @@ class LiveStream:
             "timestamp_rebases": self.timeline.rebases,
             "gop_cache_bytes": self._gop_bytes if self._gop_valid else 0,
             "hls": self.hls.info() if self.hls is not None else None,
+            "browser_playable": not self.codec_warnings,
+            "codec_warnings": list(self.codec_warnings),
             **self.extra_info,
         }
 
@@ -387,12 +427,14 @@ class StreamRegistry:
         settings: LiveSettings = LiveSettings(),
         hls_factory: Callable[[str, str], HLSOutput | None] = lambda room_id, media_id: None,
         on_release: Callable[[LiveStream], None] = lambda stream: None,
+        on_codec_warning: Callable[[LiveStream, str], None] = lambda stream, text: None,
     ) -> None:
         self.clock = clock
         self.scheduler = scheduler
         self.settings = settings
         self.hls_factory = hls_factory
         self.on_release = on_release
+        self.on_codec_warning = on_codec_warning
         self.streams: dict[StreamKeyTuple, LiveStream] = {}
         self._release_calls: dict[StreamKeyTuple, IDelayedCall] = {}
 
@@ -405,6 +447,7 @@ class StreamRegistry:
         if stream is None:
             stream = LiveStream(room_id, media_id, self.settings, self.clock, self.hls_factory(room_id, media_id),
                                 self.scheduler)
+            stream.on_codec_warning = lambda s, text: self.on_codec_warning(s, text)
             self.streams[stream.key] = stream
             self._schedule_release(stream)
         return stream

@@ -16,6 +16,8 @@ the realtime layer itself, each with ``room_id``:
 - ``{"type": "chat", "message": {id, from, text, at_ms}}``;
 - ``{"type": "danmaku", "danmaku": {id, from, text, at, at_ms}}``;
 - ``{"type": "webrtc", "to", "from", "signal"}`` -- for a connection on another node;
+- ``{"type": "notice", "level", "code", "message", "media_id"?}`` -- something members should know
+  (``synctv.live.service``: a live publish browsers cannot decode); sent to every connection;
 - ``{"type": "viewers", "node", "viewers"}`` and ``{"type": "wait", "wait"}`` -- readiness,
   telemetry and the room's wait, handled by ``synctv.realtime.viewers.RoomViewers``; ``room``
   (settings changed) reaches it too.
@@ -277,6 +279,16 @@ class RoomSession:
         if target is not None:
             target.deliver_webrtc(str(message["from"]), message["signal"])
 
+    def _on_notice(self, message: Message) -> None:
+        text = message["message"]
+        if not isinstance(text, str):
+            raise ValueError("a notice without a message")
+        notice = {"type": "notice", "level": str(message.get("level") or "info"),
+                  "code": str(message.get("code") or "notice"), "message": text[:1000]}
+        if isinstance(message.get("media_id"), str):
+            notice["media_id"] = message["media_id"]
+        self.broadcast(notice, self.connections.values())
+
     def _on_viewers(self, message: Message) -> None:
         self.viewers.on_viewers(message)
 
@@ -297,6 +309,7 @@ class RoomSession:
         "danmaku": _on_danmaku,
         "webrtc": _on_webrtc,
         "viewers": _on_viewers,
+        "notice": _on_notice,
         "wait": _on_wait,
         "room": _on_room,
     }

@@ -15,7 +15,11 @@ AUTH_ROUTES = [r for r in ROUTES if r.auth]
 BODY_ROUTES = [r for r in ROUTES if r.body is not None]
 # the room page is the same HTML for every {room}: it looks nothing up (synctv.api.page_routes)
 PAGES = {("GET", "/room/{room}")}
-REF_ROUTES = [r for r in ROUTES if r.parameters and (r.method, r.path) not in PAGES]
+# the nodes' internal door refuses every caller without a node signature (401/403) before it looks
+# anything up, so it never tells an unknown room from a known one (synctv.api.node_routes;
+# tests/e2e/test_live_any_node.py checks it on real nodes)
+NODE_DOORS = {("GET", "/api/internal/live/{room}/{media}/live.flv")}
+REF_ROUTES = [r for r in ROUTES if r.parameters and (r.method, r.path) not in PAGES | NODE_DOORS]
 UNKNOWN = {"room": "no-such-room", "user": "no-such-user", "media": "no-such-media",
            # display routes (synctv.api.display_routes)
            "display": "no-such-display", "public_id": "no-such-public-id", "event": "no-such-event",

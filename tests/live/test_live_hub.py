@@ -207,3 +207,55 @@ async def test_an_authorized_publish_outlives_the_deadline_an_idle_connection_do
     closing = [e for e in events if e.get("limit") == "publish_timeout_s"]
     assert [e["stage"] for e in closing] == ["handshake"]
     assert not any(key.key in repr(e) or key.key[:-1] in repr(e) for e in events)
+
+
+class _Silent:
+    """An opener whose requests never answer (a relay that is connecting, as long as we like)."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple[str, dict[str, str]]] = []
+
+    def open(self, method: str, url: str, headers: Any) -> Any:
+        from twisted.internet.defer import Deferred
+
+        self.opened.append((url, dict(headers)))
+        return Deferred()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_relay_reads_the_publisher_node_signed_and_stops_when_that_node_goes_away(store, make):
+    """An item published on node A is relayed by this node from A's internal door, with a node
+    signature; one relay however many viewers ask; when A's record goes stale (A died), the
+    heartbeat stops the relay and the stream ends here."""
+    from synctv.core import node_auth
+    from synctv.live.fanout import FLVViewer
+    from synctv.live.live_urls import relay_path
+    from tests.live.live_support import MemorySink
+    from synctv.live.service import HEARTBEAT_S
+
+    clock, timers, opener = ManualClock(), Clock(), _Silent()
+    registry = StreamRegistry(clock=clock, scheduler=timers)
+    key = node_auth.derive_key("s" * 32)
+    hub = LiveHub(store=store, clock=clock, scheduler=timers, registry=registry, links=LiveLinks("s" * 32),
+                  node_id="node-b:8080", node_url="http://b:8080", node_key=key, relay_opener=opener)
+    hub.start()
+    item = await rtmp_item(store, make)
+    now = clock()
+    await store.claim_publisher(PublisherRecord(item.room_id, item.id, NODE, "http://a:8080/", now, now), now - STALE_MS)
+    stream = await hub.stream_for_viewing(item)
+    assert await hub.stream_for_viewing(item) is stream and stream.source == "relay" and len(opener.opened) == 1
+    url, headers = opener.opened[0]
+    path = relay_path(item.room_id, item.id)
+    assert url == "http://a:8080" + path
+    assert node_auth.verify(key, headers["Authorization"], "GET", path, clock()) == "node-b:8080"
+    viewer = FLVViewer(MemorySink(), max_buffer=1 << 20, max_skips=3)  # a viewer: the relay never idles
+    stream.attach(viewer)
+
+    timers.advance(HEARTBEAT_S)  # A's record is fresh: the relay goes on
+    await hub.last_relay_check
+    assert stream.publishing
+    clock.advance(STALE_MS + 1)
+    timers.advance(HEARTBEAT_S)
+    await hub.last_relay_check
+    assert not stream.publishing and hub.pulls == {} and viewer.finished == "ended"
+    hub.stop()

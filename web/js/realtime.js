@@ -386,6 +386,7 @@ export class RealtimeClient extends EventTarget {
       case "webrtc":
       case "viewers":
       case "playlist":
+      case "notice":
         this._emit(frame.type, frame);
         break;
       default:

@@ -360,6 +360,7 @@ export class RoomPage {
       }
       this.renderConnection();
     });
+    client.addEventListener("notice", (e) => this.setStageMessage(/** @type {CustomEvent} */ (e).detail.message));
     client.addEventListener("error", (e) => {
       const frame = /** @type {CustomEvent} */ (e).detail;
       if (frame.code === "rate_limited") this.setStageMessage("The page sent too much at once; it slows down.");
