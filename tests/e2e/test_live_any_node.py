@@ -96,9 +96,10 @@ def relays_logged(node: Any, room: str, media: str) -> int:
 def test_a_publish_to_a_plays_as_flv_and_hls_from_b_with_one_pull(live_cluster: Cluster, tmp_path: Path) -> None:
     """ffmpeg publishes H.264 + AAC to A; three FLV viewers and an HLS player on B all get the
     stream (FLV header, metadata, both sequence headers, a keyframe; a playlist and a segment
-    ffprobe reads as H.264 + AAC); A sees exactly one viewer (B's relay) and logs one relay; B's stream info says it is
-    a relay and names A as the publishing node; when B's viewers leave, A is back to no viewer
-    and B releases the stream; after the publish stops, A releases it too."""
+    ffprobe reads as H.264 + AAC); A sees exactly one viewer (B's relay) and logs one relay;
+    B's stream info says it is a relay and names A as the publishing node; when B's viewers
+    leave, A is back to no viewer and B releases the stream; after the publish stops, A releases
+    it too."""
     c = live_cluster
     room, media, key = c.live_item("anynode")
     assert key["rtmp_url"] == f"{c.a.rtmp}/live"
