@@ -163,8 +163,9 @@ def test_a_publish_to_a_plays_as_flv_and_hls_from_b_with_one_pull(live_cluster: 
 def test_the_internal_door_refuses_strangers(live_cluster: Cluster) -> None:
     """While a stream is live on A: no signature, a guessed secret, a signature for another
     stream (401); a valid signature through a proxy (403, node_networks); a valid signature for a
-    node that only relays (404: relays never chain). A valid signature straight to A reads the FLV
-    (so the refusals above are the door's doing, not a broken route)."""
+    node that only relays (404: relays never chain; an HLS player alone started that relay). A
+    valid signature straight to A reads the FLV (so the refusals above are the door's doing, not
+    a broken route)."""
     c = live_cluster
     room, media, key = c.live_item("door")
     _, other, _ = c.live_item("door-other")
@@ -186,7 +187,9 @@ def test_the_internal_door_refuses_strangers(live_cluster: Cluster) -> None:
         assert status == 200 and has_keyframe(data)
 
         urls = playback_urls(c, c.b, room, media)
-        viewer = Viewer(urls["flv"])  # B now relays the stream
+        status, playlist = get(urls["hls"])  # an HLS player alone starts B's relay too
+        assert status == 200 and "#EXTINF:" in playlist.decode(), playlist[:200]
+        viewer = Viewer(urls["flv"])  # and B's FLV viewers share it
         try:
             wait_for(lambda: has_keyframe(viewer.data), "FLV from B")
             status, body = get(c.b.url + path, {"Authorization": node_header(secret, path)})
