@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +26,11 @@ from synctv.live import flv
 from synctv.live.live_urls import relay_path
 from synctv.realtime.client import connect
 from tests.e2e.live_support import Cluster, get, live_cluster, node_header, wait_for
+from tests.integration.test_live import codecs, probe
 
 __all__ = ["live_cluster"]  # the module-scoped fixture
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.tools("ffmpeg")]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.tools("ffmpeg", "ffprobe")]
 
 SOURCE = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=frequency=440"]
 H264_AAC = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-tune", "zerolatency", "-g", "30",
@@ -91,11 +93,13 @@ def relays_logged(node: Any, room: str, media: str) -> int:
     return node.log.read_text().count(f"relays {room}/{media}")
 
 
-def test_a_publish_to_a_plays_as_flv_and_hls_from_b_with_one_pull(live_cluster: Cluster) -> None:
+def test_a_publish_to_a_plays_as_flv_and_hls_from_b_with_one_pull(live_cluster: Cluster, tmp_path: Path) -> None:
     """ffmpeg publishes H.264 + AAC to A; three FLV viewers and an HLS player on B all get the
-    stream; A sees exactly one viewer (B's relay) and logs one relay; B's stream info says it is
-    a relay and names A as the publishing node; when B's viewers leave, A is back to no viewer
-    and B releases the stream; after the publish stops, A releases it too."""
+    stream (FLV header, metadata, both sequence headers, a keyframe; a playlist and a segment
+    ffprobe reads as H.264 + AAC); A sees exactly one viewer (B's relay) and logs one relay;
+    B's stream info says it is a relay and names A as the publishing node; when B's viewers
+    leave, A is back to no viewer and B releases the stream; after the publish stops, A releases
+    it too."""
     c = live_cluster
     room, media, key = c.live_item("anynode")
     assert key["rtmp_url"] == f"{c.a.rtmp}/live"
@@ -126,6 +130,8 @@ def test_a_publish_to_a_plays_as_flv_and_hls_from_b_with_one_pull(live_cluster: 
         status, segment = get(urls["hls"].rsplit("/", 1)[0] + "/" + segment_uri)
         assert status == 200 and len(segment) >= 188 * 10 and len(segment) % 188 == 0 and segment[0] == 0x47
         assert segment[188] == 0x47
+        (tmp_path / "from-b.ts").write_bytes(segment)
+        assert codecs(probe(str(tmp_path / "from-b.ts"))) == {"video": "h264", "audio": "aac"}
 
         b_info = c.info(c.b, room, media)
         assert b_info["state"] == "live" and b_info["source"] == "relay"
@@ -157,8 +163,9 @@ def test_a_publish_to_a_plays_as_flv_and_hls_from_b_with_one_pull(live_cluster: 
 def test_the_internal_door_refuses_strangers(live_cluster: Cluster) -> None:
     """While a stream is live on A: no signature, a guessed secret, a signature for another
     stream (401); a valid signature through a proxy (403, node_networks); a valid signature for a
-    node that only relays (404: relays never chain). A valid signature straight to A reads the FLV
-    (so the refusals above are the door's doing, not a broken route)."""
+    node that only relays (404: relays never chain; an HLS player alone started that relay). A
+    valid signature straight to A reads the FLV (so the refusals above are the door's doing, not
+    a broken route)."""
     c = live_cluster
     room, media, key = c.live_item("door")
     _, other, _ = c.live_item("door-other")
@@ -180,7 +187,9 @@ def test_the_internal_door_refuses_strangers(live_cluster: Cluster) -> None:
         assert status == 200 and has_keyframe(data)
 
         urls = playback_urls(c, c.b, room, media)
-        viewer = Viewer(urls["flv"])  # B now relays the stream
+        status, playlist = get(urls["hls"])  # an HLS player alone starts B's relay too
+        assert status == 200 and "#EXTINF:" in playlist.decode(), playlist[:200]
+        viewer = Viewer(urls["flv"])  # and B's FLV viewers share it
         try:
             wait_for(lambda: has_keyframe(viewer.data), "FLV from B")
             status, body = get(c.b.url + path, {"Authorization": node_header(secret, path)})

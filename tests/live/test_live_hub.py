@@ -230,8 +230,8 @@ async def test_a_relay_reads_the_publisher_node_signed_and_stops_when_that_node_
     from synctv.core import node_auth
     from synctv.live.fanout import FLVViewer
     from synctv.live.live_urls import relay_path
-    from tests.live.live_support import MemorySink
     from synctv.live.service import HEARTBEAT_S
+    from tests.live.live_support import MemorySink
 
     clock, timers, opener = ManualClock(), Clock(), _Silent()
     registry = StreamRegistry(clock=clock, scheduler=timers)
