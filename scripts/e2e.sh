@@ -10,7 +10,8 @@
 # MEDIA_HOST:MEDIA_PORT (127.0.0.1:8765): the server must be allowed to fetch it, e.g.
 # `[proxy] allow_networks = ["127.0.0.0/8"]` for a server on this machine.
 # Sections are functions run in order (`main`); `scripts/e2e.sh login media rooms` runs only
-# those. Later sections use what earlier ones made (ROOM, MEDIA, ...). More may be added (live).
+# those. Later sections use what earlier ones made (ROOM, MEDIA, ...). `live` runs
+# scripts/e2e_live.sh against this server and SYNCTV_NODE_B when that is set.
 set -euo pipefail
 
 SERVER=${SYNCTV_SERVER:-http://127.0.0.1:8080}
@@ -131,9 +132,18 @@ playlist() {
   say "what the WebSocket saw"; cat "$WORK/watch.log"
 }
 
+live() {
+  # Live on any node needs a second node on the same database: scripts/e2e_live.sh does it.
+  if [ -z "${SYNCTV_NODE_B:-}" ]; then
+    say "live: skipped (set SYNCTV_NODE_B=http://other-node:8080 and SYNCTV_PASSWORD to check live on any node)"
+    return 0
+  fi
+  SYNCTV_USER=$USER_NAME "$(dirname "$0")/e2e_live.sh" "$SERVER" "$SYNCTV_NODE_B"
+}
+
 main() {
   local sections=("$@")
-  [ ${#sections[@]} -gt 0 ] || sections=(login media rooms watch_room probe urls playlist)
+  [ ${#sections[@]} -gt 0 ] || sections=(login media rooms watch_room probe urls playlist live)
   for section in "${sections[@]}"; do "$section"; done
   say "all good"
 }
