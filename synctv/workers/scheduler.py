@@ -16,7 +16,6 @@ closes.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -46,18 +45,15 @@ class WorkerScheduler(TimerService):
         self.steps = tuple(steps)
         self.ticks = 0
         self.failures: dict[str, int] = {}
-        self.tick_cpu_s = 0.0  # process CPU time spent in ticks (the reactor-side part)
 
     def tick(self) -> Deferred[None]:
         self.ticks += 1
-        started = time.process_time()
         try:
             active = sorted(set(self.active_rooms()))
         except Exception:
             self.log.failure("the scheduler could not read the active rooms")
             return succeed(None)
         runs = [self._run(step, active) for step in self.steps]
-        self.tick_cpu_s += time.process_time() - started
         return DeferredList(runs).addCallback(lambda _: None)
 
     def _run(self, step: Step, active: list[str]) -> Deferred[None]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+import treq
 from twisted.internet.task import deferLater
 
 from tests.e2e.harness import User, ranged, until
@@ -107,3 +108,43 @@ async def test_two_nodes_with_viewers_advance_exactly_once(start_node, fresh_pos
     finally:
         await on_a.client.close()
         await on_b.client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_hls_item_is_probed_and_its_manifest_and_segments_read_through_the_proxy(
+        start_node, media_url, clips, tmp_path):
+    """A VOD HLS playlist added without a duration gets the sum of its EXTINF once the room is
+    active; the proxy's manifest names signed segment URLs, and a segment read through one is
+    the segment's bytes (a Range of it too)."""
+    import subprocess
+
+    hls = clips / "hls"
+    if not (hls / "index.m3u8").exists():
+        hls.mkdir(exist_ok=True)
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(clips / "one.mp4"), "-c", "copy", "-f", "hls",
+                        "-hls_time", "0.5", "-hls_playlist_type", "vod", str(hls / "index.m3u8")], check=True)
+    expected = sum(float(line.split(":", 1)[1].rstrip(",")) for line in (hls / "index.m3u8").read_text().splitlines()
+                   if line.startswith("#EXTINF:"))
+    server = start_node("node")
+    root = await root_user(server, tmp_path / "home")
+    room = (await root.cli("room", "create", "hls"))["id"]
+    item = (await root.cli("media", "add", room, "--url", f"{media_url}/hls/index.m3u8"))["id"]
+    watcher = await root.watch(room)
+    try:
+        probed = await until(lambda: _probed(root, room), "the playlist gets a duration")
+        assert probed[item]["duration"] == pytest.approx(expected, abs=0.001)
+        result = await root.get(f"/api/rooms/{room}/media/{item}/playback")
+        proxy = next(info for info in result["infos"] if info["mode"] == "proxy")
+        url = proxy["url"] if "://" in proxy["url"] else server.url + proxy["url"]
+        response = await treq.get(url)
+        manifest = (await response.content()).decode()
+        assert response.code == 200 and manifest.startswith("#EXTM3U"), manifest[:200]
+        segments = [line for line in manifest.splitlines() if line and not line.startswith("#")]
+        assert segments and all(server.url.split("//", 1)[1] in s or s.startswith("/") for s in segments)
+        first = segments[0] if "://" in segments[0] else server.url + segments[0]
+        data = (hls / "index0.ts").read_bytes()
+        got = await treq.get(first)
+        assert got.code == 200 and await got.content() == data
+        assert await ranged(first, 188, 188 * 3 - 1) == (206, data[188:188 * 3])
+    finally:
+        await watcher.client.close()

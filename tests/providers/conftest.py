@@ -28,8 +28,8 @@ from synctv.providers import default_providers
 from synctv.providers.node import Catalog, build_catalog
 from synctv.proxy.gateway import open_media_proxy
 from synctv.proxy.proxy_urls import ProxyLinks
-from synctv.realtime.resource import build_realtime
 from synctv.realtime.connections import ConnectionRuntime
+from synctv.realtime.resource import build_realtime
 from synctv.site import build_site
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate
