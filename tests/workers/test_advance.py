@@ -43,7 +43,10 @@ class Rig:
         return state
 
     async def settle(self, *steps: AdvanceStep) -> None:
-        await DeferredList([d for s in steps for d in list(s.in_flight)])
+        """Wait until the steps have nothing in flight, including what finished work started (an
+        advance's bus message starts a re-plan, which a slower database may still be reading)."""
+        while pending := [d for s in steps for d in list(s.in_flight)]:
+            await DeferredList(pending)
 
     def states(self) -> list[dict[str, Any]]:
         return [m["state"] for m in self.seen if m.get("type") == "playbackState"]
