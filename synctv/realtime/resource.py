@@ -21,8 +21,8 @@ from synctv.actions import Actions
 from synctv.api.errors import write_error
 from synctv.core.realtime import RealtimeLimits
 from synctv.realtime.auth import ConnectionAuthorizer, DisplayAuthenticator
-from synctv.realtime.protocol import RoomProtocolFactory
 from synctv.realtime.connections import ConnectionRuntime
+from synctv.realtime.protocol import RoomProtocolFactory
 
 ROUTE = "/ws/rooms/{room}"
 

@@ -3,7 +3,8 @@
 A ``RoomSession`` exists while the room has at least one connection here. It subscribes to the
 room's bus channel once (not once per connection) and fans every change out: a message is
 encoded to JSON once and prepared once as a frame (``prepare``), then handed to every observing
-connection. It also keeps what the room's connections share on this node: the chat backlog
+connection (``send_many``: one call writes it to every sink, see ``offer_state_to_all``). It
+also keeps what the room's connections share on this node: the chat backlog
 (the last ``chat_backlog`` messages, in memory only), the presence board merged over every
 node, and the re-read of the playback state when versions were skipped.
 
@@ -46,7 +47,14 @@ from synctv.core.models import Member, PlaybackState
 from synctv.core.permissions import Permission
 from synctv.core.realtime import PresenceBoard, PresenceEntry, RealtimeLimits, encode_message, local_presence
 from synctv.providers.base import ClientProfile
-from synctv.realtime.session import CLOSE_REMOVED, CLOSE_ROOM_DELETED, ConnectionSession
+from synctv.realtime.session import (
+    CLOSE_REMOVED,
+    CLOSE_ROOM_DELETED,
+    ConnectionSession,
+    SendMany,
+    offer_state_to_all,
+    send_each,
+)
 from synctv.realtime.viewers import RoomViewers
 
 PRESENCE_DELAY_S = 0.05  # presence changes within this delay go out as one announcement
@@ -78,6 +86,7 @@ class RoomSession:
     def __init__(
         self, *, room_id: str, node_id: str, actions: Actions, bus: Bus, clock: Clock, limits: RealtimeLimits,
         prepare: Prepare, call_later: CallLater, feeds: Sequence[FeedFactory] = (),
+        send_many: SendMany = send_each,
     ) -> None:
         self.room_id = room_id
         self.node_id = node_id
@@ -86,6 +95,7 @@ class RoomSession:
         self.clock = clock
         self.limits = limits
         self.prepare = prepare
+        self.send_many = send_many
         self.call_later = call_later
         self.connections: dict[str, ConnectionSession] = {}
         self.chat: collections.deque[dict[str, Any]] = collections.deque(maxlen=limits.chat_backlog)
@@ -150,17 +160,16 @@ class RoomSession:
     # -- helpers --------------------------------------------------------------------------------
 
     def _observers(self, resource: str) -> list[ConnectionSession]:
-        return [c for c in self.connections.values() if c.observes(resource)]
+        # ConnectionSession.observes, inlined: this runs over every connection on each change
+        return [c for c in self.connections.values() if not c.closed and resource in c.observing]
 
     observers = _observers
 
     def broadcast(self, message: dict[str, Any], targets: Iterable[ConnectionSession]) -> None:
         """Encode and prepare ``message`` once, and send that frame to each of ``targets``."""
-        targets = list(targets)
-        if targets:
-            frame = self.prepare(encode_message(message))
-            for conn in targets:
-                conn.send_shared(frame)
+        sinks = [conn.sink for conn in targets if not conn.closed]
+        if sinks:
+            self.send_many(self.prepare(encode_message(message)), sinks)
 
     def _publish(self, message: dict[str, Any]) -> None:
         try:
@@ -210,7 +219,7 @@ class RoomSession:
         observers = self._observers("playbackState")
         if observers:
             frame = self.prepare(encode_message({"type": "playbackState", **state}))
-            gapped = [conn for conn in observers if conn.offer_state(state, frame)]
+            gapped = offer_state_to_all(observers, state, frame, self.send_many)
             if gapped:
                 self.reread(gapped)
         self._refresh_playback(state)
