@@ -296,7 +296,8 @@ def _worker_main(pipe: Any, host: str, port: int, path: str, token: str, n: int)
     launched = 0
     waiting: set[int] = set()  # versions the parent waits for
     ready_sent = False
-    deadline = started + WAIT_S + 60
+    progress = (0, 0, 0)  # (open, failed, with a state): ready is sent when all are settled, or
+    progress_at = started  # when none of these moved for WAIT_S
     poll = clients.epoll.poll
     event = clients.event
     clock = time.time
@@ -319,7 +320,10 @@ def _worker_main(pipe: Any, host: str, port: int, path: str, token: str, n: int)
         if not ready_sent:
             settled = launched >= n and connected + len(clients.failures) >= n
             have_state = len(clients.last)
-            if (settled and have_state >= connected) or time.monotonic() > deadline:
+            now = time.monotonic()
+            if (connected, len(clients.failures), have_state) != progress:
+                progress, progress_at = (connected, len(clients.failures), have_state), now
+            if (settled and have_state >= connected) or now - progress_at > WAIT_S:
                 failures = list(clients.failures)
                 if have_state < connected:
                     failures.append(f"only {have_state} of {connected} clients got the first state")
