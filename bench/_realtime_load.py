@@ -34,8 +34,18 @@ CONNECT_CONCURRENCY = 64  # handshakes in flight per worker
 WAIT_S = 60.0  # an update not delivered everywhere by then counts as lost
 
 
+FD_WANTED = 65536  # 20,000 clients and their server need more than a common hard limit
+
+
 def raise_fd_limit() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit; returns the new soft limit."""
+    """Soft RLIMIT_NOFILE up to ``FD_WANTED`` where allowed (root may raise the hard limit),
+    else up to the hard limit; returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < FD_WANTED:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (FD_WANTED, FD_WANTED))
+        except (ValueError, OSError):
+            pass
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -49,6 +49,7 @@ from typing import Any
 from bench._realtime_load import WAIT_S, LeanClient, open_client, raise_fd_limit, worker
 from synctv.testing import ServerDidNotStart, wait_serving
 
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 GOALS = {"clients": 10_000, "p99_ms": 100.0, "cpu_us": 6.0, "rss_kib": 40.0, "cross_clients": 1_000,
          "cross_p99_ms": 30.0}
@@ -98,9 +99,8 @@ class Server:
         if db:
             args += ["--db", db]
         env = dict(os.environ)
-        env.pop("PYTHONPATH", None)
-        if src is not None:  # --baseline: the server's synctv package from another source tree
-            env["PYTHONPATH"] = str(src)
+        # the synctv package beside this benchmark, or with --baseline the one in another tree
+        env["PYTHONPATH"] = str(src if src is not None else SOURCE_ROOT)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 args,
@@ -232,7 +232,7 @@ def run_scenario(
     try:
         connected, failures, connect_s = 0, [], 0.0
         for pipe in pipes:
-            _, n, sample, failed, seconds = _recv(pipe, WAIT_S + 120, "connect")
+            _, n, sample, failed, seconds = _recv(pipe, WAIT_S + 900, "connect")
             connected += n
             failures += sample
             connect_s = max(connect_s, seconds)

@@ -5,8 +5,11 @@ the connection caps; a refusal is an HTTP answer with the JSON error body of the
 After it, every text frame goes to the connection's ``ConnectionSession`` and every frame the
 session emits is written here. Besides, this layer watches the connection itself:
 
-- **idle**: nothing received (not even a pong to the automatic pings every ``ping_s``) for
-  ``idle_s`` -> close 4009;
+- **idle**: nothing received (not even a pong to the pings every ``ping_s``) for ``idle_s`` ->
+  close 4009. One ``Keepalive`` per factory does both for every connection: a timer every
+  ``tick_s`` (at most 1 s, a quarter of ``ping_s``) pings the connections whose ping is due (an
+  empty ping frame, written like the fan-out's frames) and closes the silent ones, instead of
+  two timers per connection (Autobahn's own auto-ping is off);
 - **slow consumer**: the protocol registers as the transport's streaming producer. Once the
   transport says its buffer is full (``pauseProducing``), bytes written until it drains
   (``resumeProducing``) are counted; past ``send_buffer_bytes`` the connection is closed with
@@ -17,7 +20,7 @@ session emits is written here. Besides, this layer watches the connection itself
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -98,6 +101,83 @@ def write_now(transport: Any, data: bytes) -> None:
     transport.write(data)
 
 
+def write_direct(protocols: Iterable[RoomProtocol], data: bytes, frame: Any) -> None:
+    """``data`` (a whole frame's bytes) to each of ``protocols``: with one ``send`` on its socket
+    when it is open, direct (``RoomProtocol.direct``), not too slow and has nothing queued ahead;
+    the rest the kernel did not take is queued on the transport behind it (and counts for
+    back-pressure). The others get ``RoomProtocol.send_prepared(frame)``; without ``frame``
+    (a ping) they are skipped when not open and get Autobahn's ``sendPing`` otherwise."""
+    size = len(data)
+    for protocol in protocols:
+        sock = protocol.direct
+        transport = protocol.transport
+        if sock is None or protocol.state != _OPEN or protocol.too_slow or transport.disconnecting \
+                or not write_buffer_empty(transport):
+            if frame is not None:
+                protocol.send_prepared(frame)
+            elif protocol.state == _OPEN and not protocol.too_slow:
+                protocol.sendPing()
+                protocol.wrote(size)
+            continue
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:  # reset, broken pipe: Twisted finds it on its own write and closes
+            sent = 0
+        if sent != size:
+            transport.write(data[sent:])
+            protocol.wrote(size)
+
+
+PING = b"\x89\x00"  # an empty ping frame (server frames are not masked)
+
+
+class Keepalive:
+    """Pings each open connection every ``ping_s`` and closes those that sent nothing for
+    ``idle_s`` (4009), from one timer every ``tick_s`` while there are connections."""
+
+    def __init__(self, reactor: Any, ping_s: float, idle_s: float) -> None:
+        self.reactor = reactor
+        self.ping_s = ping_s
+        self.idle_s = idle_s
+        self.tick_s = max(0.01, min(1.0, ping_s / 4, idle_s / 4))
+        self.protocols: dict[RoomProtocol, None] = {}
+        self._call: Any = None
+
+    def add(self, protocol: RoomProtocol) -> None:
+        protocol.next_ping = self.reactor.seconds() + self.ping_s
+        self.protocols[protocol] = None
+        if self._call is None:
+            self._call = self.reactor.callLater(self.tick_s, self.tick)
+
+    def remove(self, protocol: RoomProtocol) -> None:
+        self.protocols.pop(protocol, None)
+        if not self.protocols and self._call is not None:
+            if self._call.active():
+                self._call.cancel()
+            self._call = None
+
+    def tick(self) -> None:
+        self._call = None
+        now = self.reactor.seconds()
+        idle_before = now - self.idle_s
+        due = []
+        silent = []
+        for protocol in self.protocols:
+            if protocol.last_data <= idle_before:
+                silent.append(protocol)
+            elif protocol.next_ping <= now:
+                protocol.next_ping = now + self.ping_s
+                due.append(protocol)
+        if due:
+            write_direct(due, PING, None)
+        for protocol in silent:
+            protocol.idle_for(self.idle_s)
+        if self.protocols and self._call is None:
+            self._call = self.reactor.callLater(self.tick_s, self.tick)
+
+
 def send_many(frame: Any, sinks: Sequence[ProtocolSink]) -> None:
     """Write one prepared frame to many connections: the fan-out's tight loop.
 
@@ -111,25 +191,7 @@ def send_many(frame: Any, sinks: Sequence[ProtocolSink]) -> None:
         for sink in sinks:
             sink.send_shared(frame)
         return
-    data = frame.payloadHybi
-    size = len(data)
-    for sink in sinks:
-        protocol = sink.protocol
-        sock = protocol.direct
-        transport = protocol.transport
-        if sock is None or protocol.state != _OPEN or protocol.too_slow or transport.disconnecting \
-                or not write_buffer_empty(transport):
-            protocol.send_prepared(frame)
-            continue
-        try:
-            sent = sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError:  # reset, broken pipe: Twisted finds it on its own write and closes
-            sent = 0
-        if sent != size:
-            transport.write(data[sent:])
-            protocol.wrote(size)
+    write_direct([sink.protocol for sink in sinks], frame.payloadHybi, frame)
 
 
 class ProtocolSink:
@@ -168,8 +230,8 @@ class RoomProtocol(WebSocketServerProtocol):
         self._lost = False
         self.too_slow = False
         self.direct: Any = None  # the socket send_many writes to, on a plain TCP transport
-        self._last_data = 0.0
-        self._idle_call: Any = None
+        self.last_data = 0.0  # reactor.seconds() of the last bytes received
+        self.next_ping = 0.0  # when the Keepalive pings this connection next
 
     # -- the opening handshake ------------------------------------------------------------------
 
@@ -238,8 +300,8 @@ class RoomProtocol(WebSocketServerProtocol):
         except RuntimeError:
             self._log.warn("connection {connection_id}: the transport has a producer; slow-consumer "
                            "detection is off", connection_id=self.slot.connection_id)
-        self._last_data = self.factory.reactor.seconds()
-        self._schedule_idle(self.factory.limits.idle_s)
+        self.last_data = self.factory.reactor.seconds()
+        self.factory.keepalive.add(self)
         self._log.info("{user_name} connected to room {room_id} as {connection_id}",
                        user_name=self.principal.user.name, room_id=self.slot.room_id,
                        connection_id=self.slot.connection_id)
@@ -248,7 +310,7 @@ class RoomProtocol(WebSocketServerProtocol):
             self.session.close(CLOSE_GOING_AWAY, "server going away")
 
     def dataReceived(self, data: bytes) -> None:
-        self._last_data = self.factory.reactor.seconds()
+        self.last_data = self.factory.reactor.seconds()
         super().dataReceived(data)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -296,19 +358,10 @@ class RoomProtocol(WebSocketServerProtocol):
 
     # -- idle -----------------------------------------------------------------------------------
 
-    def _schedule_idle(self, delay: float) -> None:
-        self._idle_call = self.factory.reactor.callLater(max(delay, 0.01), self._check_idle)
-
-    def _check_idle(self) -> None:
-        self._idle_call = None
-        if self.session is None or self.session.closed:
-            return
-        idle_s = self.factory.limits.idle_s
-        quiet = self.factory.reactor.seconds() - self._last_data
-        if quiet >= idle_s:
+    def idle_for(self, idle_s: float) -> None:
+        """Nothing was received for ``idle_s``: close with 4009 (the ``Keepalive`` calls it)."""
+        if self.session is not None and not self.session.closed:
             self.session.close(CLOSE_IDLE, f"idle: nothing received for {idle_s:g}s")
-        else:
-            self._schedule_idle(idle_s - quiet)
 
     # -- the end --------------------------------------------------------------------------------
 
@@ -324,9 +377,7 @@ class RoomProtocol(WebSocketServerProtocol):
             self._http_finished(499)
 
     def _finish(self) -> None:
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.cancel()
-        self._idle_call = None
+        self.factory.keepalive.remove(self)
         if self.slot is not None:
             slot, self.slot = self.slot, None
             if self.session is not None:
@@ -349,11 +400,11 @@ class RoomProtocolFactory(WebSocketServerFactory):
         self.runtime = runtime
         self.authorizer = authorizer
         self.limits = limits
+        self.keepalive = Keepalive(self.reactor, limits.ping_s, limits.idle_s)
         self.setProtocolOptions(
             maxFramePayloadSize=limits.max_frame_bytes,
             maxMessagePayloadSize=limits.max_frame_bytes,
-            autoPingInterval=limits.ping_s,
-            autoPingTimeout=0,  # the idle timeout (4009) covers a peer that stops answering
+            autoPingInterval=0,  # the Keepalive pings, and its idle timeout (4009) closes the silent
             openHandshakeTimeout=open_handshake_timeout_s,
             closeHandshakeTimeout=close_handshake_timeout_s,
             failByDrop=False,  # protocol errors close with a code (1002, 1007, 1009), not a bare drop
