@@ -20,6 +20,8 @@ session emits is written here. Besides, this layer watches the connection itself
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -135,7 +137,11 @@ PING = b"\x89\x00"  # an empty ping frame (server frames are not masked)
 
 class Keepalive:
     """Pings each open connection every ``ping_s`` and closes those that sent nothing for
-    ``idle_s`` (4009), from one timer every ``tick_s`` while there are connections."""
+    ``idle_s`` (4009), from one timer every ``tick_s`` while there are connections.
+
+    Each connection has one entry in a heap, keyed by when it must be looked at next (its next
+    ping, or the moment it would turn idle if that comes first), so a tick costs the entries that
+    are due, not a pass over every connection."""
 
     def __init__(self, reactor: Any, ping_s: float, idle_s: float) -> None:
         self.reactor = reactor
@@ -143,36 +149,50 @@ class Keepalive:
         self.idle_s = idle_s
         self.tick_s = max(0.01, min(1.0, ping_s / 4, idle_s / 4))
         self.protocols: dict[RoomProtocol, None] = {}
+        self._due: list[tuple[float, int, RoomProtocol]] = []
+        self._seq = itertools.count()
         self._call: Any = None
 
     def add(self, protocol: RoomProtocol) -> None:
         protocol.next_ping = self.reactor.seconds() + self.ping_s
         self.protocols[protocol] = None
+        heapq.heappush(self._due, (min(protocol.next_ping, protocol.last_data + self.idle_s),
+                                   next(self._seq), protocol))
         if self._call is None:
             self._call = self.reactor.callLater(self.tick_s, self.tick)
 
     def remove(self, protocol: RoomProtocol) -> None:
+        """Forget ``protocol`` (its heap entry is dropped when it comes up)."""
         self.protocols.pop(protocol, None)
-        if not self.protocols and self._call is not None:
-            if self._call.active():
-                self._call.cancel()
-            self._call = None
+        if not self.protocols:
+            self._due.clear()
+            if self._call is not None:
+                if self._call.active():
+                    self._call.cancel()
+                self._call = None
 
     def tick(self) -> None:
         self._call = None
         now = self.reactor.seconds()
-        idle_before = now - self.idle_s
-        due = []
-        silent = []
-        for protocol in self.protocols:
-            if protocol.last_data <= idle_before:
+        due = self._due
+        pings: list[RoomProtocol] = []
+        silent: list[RoomProtocol] = []
+        while due and due[0][0] <= now:
+            _, _, protocol = heapq.heappop(due)
+            if protocol not in self.protocols:
+                continue
+            if now - protocol.last_data >= self.idle_s:
                 silent.append(protocol)
-            elif protocol.next_ping <= now:
+                continue
+            if protocol.next_ping <= now:
                 protocol.next_ping = now + self.ping_s
-                due.append(protocol)
-        if due:
-            write_direct(due, PING, None)
+                pings.append(protocol)
+            heapq.heappush(due, (min(protocol.next_ping, protocol.last_data + self.idle_s),
+                                 next(self._seq), protocol))
+        if pings:
+            write_direct(pings, PING, None)
         for protocol in silent:
+            self.protocols.pop(protocol, None)
             protocol.idle_for(self.idle_s)
         if self.protocols and self._call is None:
             self._call = self.reactor.callLater(self.tick_s, self.tick)

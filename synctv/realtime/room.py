@@ -98,6 +98,9 @@ class RoomSession:
         self.send_many = send_many
         self.call_later = call_later
         self.connections: dict[str, ConnectionSession] = {}
+        # resource -> the connections that observe it (kept by ConnectionSession), so a change
+        # looks only at its observers
+        self._observing: dict[str, dict[ConnectionSession, None]] = {}
         self.chat: collections.deque[dict[str, Any]] = collections.deque(maxlen=limits.chat_backlog)
         self.presence = PresenceBoard(node_id, int(limits.presence_expire_s * 1000))
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -147,7 +150,16 @@ class RoomSession:
             self.viewers.configure(conn.principal.room)
         self._presence_changed()
 
+    def observer_added(self, conn: ConnectionSession, resource: str) -> None:
+        if conn.connection_id in self.connections:
+            self._observing.setdefault(resource, {})[conn] = None
+
+    def observer_removed(self, conn: ConnectionSession, resource: str) -> None:
+        self._observing.get(resource, {}).pop(conn, None)
+
     def detach(self, conn: ConnectionSession) -> None:
+        for observers in self._observing.values():
+            observers.pop(conn, None)
         if self.connections.pop(conn.connection_id, None) is not None:
             self._reread_waiting.discard(conn)
             self._presence_changed()
@@ -160,8 +172,7 @@ class RoomSession:
     # -- helpers --------------------------------------------------------------------------------
 
     def _observers(self, resource: str) -> list[ConnectionSession]:
-        # ConnectionSession.observes, inlined: this runs over every connection on each change
-        return [c for c in self.connections.values() if not c.closed and resource in c.observing]
+        return [c for c in self._observing.get(resource, ()) if not c.closed]
 
     observers = _observers
 

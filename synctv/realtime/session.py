@@ -171,6 +171,14 @@ class ConnectionSession:
     def observes(self, resource: str) -> bool:
         return not self.closed and resource in self.observing
 
+    def _start_observing(self, resource: str) -> None:
+        self.observing.add(resource)
+        self.room.observer_added(self, resource)
+
+    def _stop_observing(self, resource: str) -> None:
+        self.observing.discard(resource)
+        self.room.observer_removed(self, resource)
+
     # -- output ---------------------------------------------------------------------------------
 
     def send(self, message: dict[str, Any]) -> None:
@@ -279,7 +287,7 @@ class ConnectionSession:
         if isinstance(message, Observe):
             return self._observe(message)
         if isinstance(message, Unobserve):
-            self.observing.discard(message.resource)
+            self._stop_observing(message.resource)
             if message.resource == "playback":
                 self.profile = None
             self._ack(message.id)
@@ -326,7 +334,7 @@ class ConnectionSession:
     async def _observe(self, message: Observe) -> None:
         resource = message.resource
         if resource == "playbackState":
-            self.observing.add(resource)
+            self._start_observing(resource)
             await self._held_while(self.room.read_state(), message.id)
         elif resource == "playback":
             profile = ClientProfile()
@@ -335,22 +343,22 @@ class ConnectionSession:
                     profile = ClientProfile.from_query(message.profile.as_query())
                 except BadRequest as e:
                     raise BadRequest(e.message, field=f"profile.{e.field}" if e.field else "profile") from None
-            self.observing.add(resource)
+            self._start_observing(resource)
             self.profile = profile
             version, media_id, result = await self.room.resolve_playback(self)
             self._reply_playback(message.id, version, media_id, result)
         elif resource == "presence":
-            self.observing.add(resource)
+            self._start_observing(resource)
             self.presence_revision, online = self.room.online_now()
             self._reply(message.id, {"type": "presence", "online": online})
         elif resource == "playlist":
-            self.observing.add(resource)
+            self._start_observing(resource)
             self._reply(message.id, {"type": "playlist"})
         elif resource == "viewers":
-            self.observing.add(resource)
+            self._start_observing(resource)
             self._reply(message.id, {"type": "viewers", **self.room.viewers.current()})
         else:  # chat
-            self.observing.add(resource)
+            self._start_observing(resource)
             self._reply(message.id, {"type": "chat", "messages": list(self.room.chat)})
 
     # -- playback state -------------------------------------------------------------------------
