@@ -26,8 +26,8 @@ from synctv.core.realtime import RealtimeLimits
 from synctv.live.live_urls import LiveLinks
 from synctv.providers import LivePullProvider, RTMPProvider, default_providers
 from synctv.proxy.proxy_urls import ProxyLinks
-from synctv.realtime.resource import build_realtime
 from synctv.realtime.connections import ConnectionRuntime
+from synctv.realtime.resource import build_realtime
 from synctv.site import build_site
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate

@@ -22,8 +22,8 @@ from synctv.core.playback import Update
 from synctv.core.realtime import RealtimeLimits
 from synctv.proxy.proxy_urls import ProxyLinks
 from synctv.realtime.auth import Principal
-from synctv.realtime.room import EXPIRY_MARGIN_MS
 from synctv.realtime.connections import ConnectionRuntime
+from synctv.realtime.room import EXPIRY_MARGIN_MS
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate
 from tests.api.api_support import SECRET, make_actions
