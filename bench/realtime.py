@@ -33,11 +33,8 @@ import asyncio
 import json
 import multiprocessing
 import os
-import re
-import resource
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,66 +46,21 @@ from pathlib import Path
 from typing import Any
 
 from bench._realtime_load import WAIT_S, LeanClient, open_client, raise_fd_limit, worker
+from bench._realtime_measure import (
+    cpu_ms,
+    cpu_split_ms,
+    rss_kib,
+    send_floor_us,
+    start_profile,
+    stop_profile,
+    summarize_profile,
+)
 from synctv.testing import ServerDidNotStart, wait_serving
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 GOALS = {"clients": 10_000, "p99_ms": 100.0, "cpu_us": 6.0, "rss_kib": 40.0, "cross_clients": 1_000,
          "cross_p99_ms": 30.0}
-
-
-def cpu_ms(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far, in ms (/proc/<pid>/stat)."""
-    return sum(cpu_split_ms(pid))
-
-
-def cpu_split_ms(pid: int) -> tuple[float, float]:
-    """(user, system) CPU time of ``pid`` so far, in ms (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = 1000.0 / os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) * tick, int(fields[12]) * tick
-
-
-def send_floor_us(n: int = 2000, frame_size: int = 200, rounds: int = 5) -> float:
-    """The CPU of one ``send()`` of a small frame on a loopback TCP socket, in µs: the median over
-    ``rounds`` of a bare Python loop over ``n`` connected sockets (the peers read between rounds).
-    No server can write a change to a connection for less; it is most of a fan-out's cost."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(n)
-    pairs = []
-    try:
-        for _ in range(n):
-            client = socket.create_connection(listener.getsockname())
-            server, _ = listener.accept()
-            server.setblocking(False)
-            server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            pairs.append((client, server))
-        frame = b"\x81\x7e" + (frame_size - 4).to_bytes(2, "big") + b"x" * (frame_size - 4)
-        figures = []
-        for _ in range(rounds):
-            before = resource.getrusage(resource.RUSAGE_SELF)
-            for _, server in pairs:
-                server.send(frame)
-            after = resource.getrusage(resource.RUSAGE_SELF)
-            used = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-            figures.append(used / n * 1e6)
-            for client, _ in pairs:
-                client.recv(65536)
-        return statistics.median(figures)
-    finally:
-        for client, server in pairs:
-            client.close()
-            server.close()
-        listener.close()
-
-
-def rss_kib(pid: int) -> int:
-    """VmRSS of ``pid`` in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 # -- the server --------------------------------------------------------------------------------
@@ -284,7 +236,7 @@ def run_scenario(
         sent: dict[int, float] = {}
         patch_ms: list[float] = []
         lost_updates = 0
-        spy = start_profile(target, profile) if profile is not None else None
+        spy = start_profile(target.proc.pid, profile) if profile is not None else None
         idle_cpu_s = idle_cpu_rate(target)
         user_before, sys_before = cpu_split_ms(target.proc.pid)
         cpu_before = user_before + sys_before
@@ -376,66 +328,6 @@ def idle_cpu_rate(target: Server) -> float:
     before = cpu_ms(target.proc.pid)
     time.sleep(IDLE_WINDOW_S)
     return (cpu_ms(target.proc.pid) - before) / 1000.0 / IDLE_WINDOW_S
-
-
-def start_profile(target: Server, path: Path) -> subprocess.Popen[bytes] | None:
-    """py-spy sampling ``target`` into ``path`` (collapsed stacks), if py-spy is installed."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not os.path.exists(spy):
-        print("  note: py-spy is not installed; no profile")
-        return None
-    args = [
-        spy,
-        "record",
-        "--pid",
-        str(target.proc.pid),
-        "--rate",
-        "250",
-        "--gil",
-        "--nonblocking",
-        "--format",
-        "raw",
-        "-o",
-        str(path),
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(1.0)  # py-spy attaches
-    return proc
-
-
-def stop_profile(spy: subprocess.Popen[bytes]) -> None:
-    spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
-    try:
-        spy.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        spy.kill()
-
-
-def summarize_profile(path: Path, top: int = 15) -> str:
-    """The functions with the most samples, self and total, from py-spy's collapsed stacks."""
-    if not path.exists():
-        return "  (no profile written)"
-    own: dict[str, int] = {}
-    total: dict[str, int] = {}
-    samples = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        try:
-            count = int(count_text)
-        except ValueError:
-            continue
-        frames = [re.sub(r" \(.*?/(site-packages|synctv)/", r" (\1/", f) for f in stack.split(";")]
-        samples += count
-        for frame in set(frames):
-            total[frame] = total.get(frame, 0) + count
-        own[frames[-1]] = own.get(frames[-1], 0) + count
-    lines = [f"  {samples} samples; self time:"]
-    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
-        lines.append(f"    {100.0 * count / samples:5.1f}%  {frame}")
-    lines.append("  total time (with callees):")
-    for frame, count in sorted(total.items(), key=lambda kv: -kv[1])[:top]:
-        lines.append(f"    {100.0 * count / samples:5.1f}%  {frame}")
-    return "\n".join(lines)
 
 
 def warm_up(server: Server, room: str, token: str) -> None:
