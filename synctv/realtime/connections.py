@@ -30,7 +30,7 @@ from synctv.core.errors import RateLimited, Unavailable
 from synctv.core.realtime import RealtimeLimits
 from synctv.realtime.auth import Principal
 from synctv.realtime.room import FeedFactory, Prepare, RoomSession
-from synctv.realtime.session import CLOSE_GOING_AWAY, ConnectionSession, Sink
+from synctv.realtime.session import CLOSE_GOING_AWAY, ConnectionSession, SendMany, Sink, send_each
 
 
 def new_node_id() -> str:
@@ -55,7 +55,9 @@ class ConnectionRuntime(Service):
 
     ``prepare`` turns an encoded message into a frame that can be written to many connections
     (the WebSocket factory's ``prepareMessage``; the identity by default, for tests with fake
-    sinks). ``scheduler`` provides ``callLater`` (the reactor, or a ``task.Clock`` in tests).
+    sinks), and ``send_many(frame, sinks)`` writes such a frame to many connections (the
+    factory's ``send_many``, a tight loop over the transports; ``send_shared`` on each sink by
+    default). ``scheduler`` provides ``callLater`` (the reactor, or a ``task.Clock`` in tests).
     """
 
     log = Logger()
@@ -73,6 +75,7 @@ class ConnectionRuntime(Service):
         self.clock = clock if clock is not None else actions.clock
         self.node_id = node_id or new_node_id()
         self.prepare: Prepare = prepare if prepare is not None else (lambda payload: payload)
+        self.send_many: SendMany = send_each
         self.feeds = tuple(feeds)  # each room session's feeds (synctv.providers.danmaku)
         # sent in every welcome: the ICE servers of [webrtc] ice_servers, for voice (docs/realtime.md)
         self.welcome_extra = {"webrtc": {"ice_servers": [dict(server) for server in ice_servers]}}
@@ -110,7 +113,7 @@ class ConnectionRuntime(Service):
             room = RoomSession(
                 room_id=slot.room_id, node_id=self.node_id, actions=self.actions, bus=self.bus,
                 clock=self.clock, limits=self.limits, prepare=self._prepare, call_later=self._call_later,
-                feeds=self.feeds,
+                feeds=self.feeds, send_many=self._send_many,
             )
             self.rooms[slot.room_id] = room
             room.start()
@@ -150,6 +153,9 @@ class ConnectionRuntime(Service):
 
     def _prepare(self, payload: bytes) -> Any:
         return self.prepare(payload)
+
+    def _send_many(self, frame: Any, sinks: Sequence[Sink]) -> None:
+        self.send_many(frame, sinks)
 
     def _call_later(self, delay: float, f: Callable[[], None]) -> Any:
         return self.scheduler.callLater(delay, f)

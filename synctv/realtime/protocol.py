@@ -5,8 +5,11 @@ the connection caps; a refusal is an HTTP answer with the JSON error body of the
 After it, every text frame goes to the connection's ``ConnectionSession`` and every frame the
 session emits is written here. Besides, this layer watches the connection itself:
 
-- **idle**: nothing received (not even a pong to the automatic pings every ``ping_s``) for
-  ``idle_s`` -> close 4009;
+- **idle**: nothing received (not even a pong to the pings every ``ping_s``) for ``idle_s`` ->
+  close 4009. One ``Keepalive`` per factory does both for every connection: a timer every
+  ``tick_s`` (at most 1 s, a quarter of ``ping_s``) pings the connections whose ping is due (an
+  empty ping frame, written like the fan-out's frames) and closes the silent ones, instead of
+  two timers per connection (Autobahn's own auto-ping is off);
 - **slow consumer**: the protocol registers as the transport's streaming producer. Once the
   transport says its buffer is full (``pauseProducing``), bytes written until it drains
   (``resumeProducing``) are counted; past ``send_buffer_bytes`` the connection is closed with
@@ -17,7 +20,9 @@ session emits is written here. Besides, this layer watches the connection itself
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import heapq
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -42,6 +47,7 @@ from synctv.realtime.session import CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_TOO_SLOW
 OPEN_HANDSHAKE_TIMEOUT_S = 10.0
 CLOSE_HANDSHAKE_TIMEOUT_S = 5.0
 FRAME_OVERHEAD = 10  # the most a server frame header adds to a payload
+_OPEN = WebSocketProtocol.STATE_OPEN
 _CODE_BY_STATUS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                    405: "method_not_allowed", 429: "rate_limited", 503: "unavailable"}
 
@@ -97,20 +103,133 @@ def write_now(transport: Any, data: bytes) -> None:
     transport.write(data)
 
 
+def write_direct(protocols: Iterable[RoomProtocol], data: bytes, frame: Any) -> None:
+    """``data`` (a whole frame's bytes) to each of ``protocols``: with one ``send`` on its socket
+    when it is open, direct (``RoomProtocol.direct``), not too slow and has nothing queued ahead;
+    the rest the kernel did not take is queued on the transport behind it (and counts for
+    back-pressure). The others get ``RoomProtocol.send_prepared(frame)``; without ``frame``
+    (a ping) they are skipped when not open and get Autobahn's ``sendPing`` otherwise."""
+    size = len(data)
+    for protocol in protocols:
+        sock = protocol.direct
+        transport = protocol.transport
+        if sock is None or protocol.state != _OPEN or protocol.too_slow or transport.disconnecting \
+                or not write_buffer_empty(transport):
+            if frame is not None:
+                protocol.send_prepared(frame)
+            elif protocol.state == _OPEN and not protocol.too_slow:
+                protocol.sendPing()
+                protocol.wrote(size)
+            continue
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:  # reset, broken pipe: Twisted finds it on its own write and closes
+            sent = 0
+        if sent != size:
+            transport.write(data[sent:])
+            protocol.wrote(size)
+
+
+PING = b"\x89\x00"  # an empty ping frame (server frames are not masked)
+
+
+class Keepalive:
+    """Pings each open connection every ``ping_s`` and closes those that sent nothing for
+    ``idle_s`` (4009), from one timer every ``tick_s`` while there are connections.
+
+    Each connection has one entry in a heap, keyed by when it must be looked at next (its next
+    ping, or the moment it would turn idle if that comes first), so a tick costs the entries that
+    are due, not a pass over every connection."""
+
+    def __init__(self, reactor: Any, ping_s: float, idle_s: float) -> None:
+        self.reactor = reactor
+        self.ping_s = ping_s
+        self.idle_s = idle_s
+        self.tick_s = max(0.01, min(1.0, ping_s / 4, idle_s / 4))
+        self.protocols: dict[RoomProtocol, None] = {}
+        self._due: list[tuple[float, int, RoomProtocol]] = []
+        self._seq = itertools.count()
+        self._call: Any = None
+
+    def add(self, protocol: RoomProtocol) -> None:
+        protocol.next_ping = self.reactor.seconds() + self.ping_s
+        self.protocols[protocol] = None
+        heapq.heappush(self._due, (min(protocol.next_ping, protocol.last_data + self.idle_s),
+                                   next(self._seq), protocol))
+        if self._call is None:
+            self._call = self.reactor.callLater(self.tick_s, self.tick)
+
+    def remove(self, protocol: RoomProtocol) -> None:
+        """Forget ``protocol`` (its heap entry is dropped when it comes up)."""
+        self.protocols.pop(protocol, None)
+        if not self.protocols:
+            self._due.clear()
+            if self._call is not None:
+                if self._call.active():
+                    self._call.cancel()
+                self._call = None
+
+    def tick(self) -> None:
+        self._call = None
+        now = self.reactor.seconds()
+        due = self._due
+        pings: list[RoomProtocol] = []
+        silent: list[RoomProtocol] = []
+        while due and due[0][0] <= now:
+            _, _, protocol = heapq.heappop(due)
+            if protocol not in self.protocols:
+                continue
+            if now - protocol.last_data >= self.idle_s:
+                silent.append(protocol)
+                continue
+            if protocol.next_ping <= now:
+                protocol.next_ping = now + self.ping_s
+                pings.append(protocol)
+            heapq.heappush(due, (min(protocol.next_ping, protocol.last_data + self.idle_s),
+                                 next(self._seq), protocol))
+        if pings:
+            write_direct(pings, PING, None)
+        for protocol in silent:
+            self.protocols.pop(protocol, None)
+            protocol.idle_for(self.idle_s)
+        if self.protocols and self._call is None:
+            self._call = self.reactor.callLater(self.tick_s, self.tick)
+
+
+def send_many(frame: Any, sinks: Sequence[ProtocolSink]) -> None:
+    """Write one prepared frame to many connections: the fan-out's tight loop.
+
+    For each connection that is open, not compressing, on a plain TCP transport with nothing
+    queued ahead, the frame's bytes (framed once, ``payloadHybi``) go to its socket with one
+    ``send``; whatever the kernel does not take is queued on the transport behind it (and counts
+    for back-pressure, ``RoomProtocol.wrote``). Every other connection takes the frame through
+    ``RoomProtocol.send_prepared``. No other Python call is made per connection.
+    """
+    if isinstance(frame, bytes):
+        for sink in sinks:
+            sink.send_shared(frame)
+        return
+    write_direct([sink.protocol for sink in sinks], frame.payloadHybi, frame)
+
+
 class ProtocolSink:
     """The ``Sink`` a ConnectionSession writes to: this connection's protocol."""
 
+    __slots__ = ("protocol",)
+
     def __init__(self, protocol: RoomProtocol) -> None:
-        self._protocol = protocol
+        self.protocol = protocol
 
     def send(self, payload: bytes) -> None:
-        self._protocol.send_payload(payload)
+        self.protocol.send_payload(payload)
 
     def send_shared(self, frame: Any) -> None:
-        self._protocol.send_prepared(frame)
+        self.protocol.send_prepared(frame)
 
     def close(self, code: int, reason: str) -> None:
-        self._protocol.close_with(code, reason)
+        self.protocol.close_with(code, reason)
 
 
 class RoomProtocol(WebSocketServerProtocol):
@@ -129,9 +248,10 @@ class RoomProtocol(WebSocketServerProtocol):
         self.pressure = SendPressure()
         self._deny: DomainError | None = None
         self._lost = False
-        self._too_slow = False
-        self._last_data = 0.0
-        self._idle_call: Any = None
+        self.too_slow = False
+        self.direct: Any = None  # the socket send_many writes to, on a plain TCP transport
+        self.last_data = 0.0  # reactor.seconds() of the last bytes received
+        self.next_ping = 0.0  # when the Keepalive pings this connection next
 
     # -- the opening handshake ------------------------------------------------------------------
 
@@ -193,13 +313,15 @@ class RoomProtocol(WebSocketServerProtocol):
     def onOpen(self) -> None:
         assert self.slot is not None and self.principal is not None
         self.session = self.factory.runtime.open(self.slot, self.principal, ProtocolSink(self))
+        if type(self.transport) is tcp.Server and not compresses(self):
+            self.direct = self.transport.getHandle()
         try:
             self.transport.registerProducer(self.pressure, True)
         except RuntimeError:
             self._log.warn("connection {connection_id}: the transport has a producer; slow-consumer "
                            "detection is off", connection_id=self.slot.connection_id)
-        self._last_data = self.factory.reactor.seconds()
-        self._schedule_idle(self.factory.limits.idle_s)
+        self.last_data = self.factory.reactor.seconds()
+        self.factory.keepalive.add(self)
         self._log.info("{user_name} connected to room {room_id} as {connection_id}",
                        user_name=self.principal.user.name, room_id=self.slot.room_id,
                        connection_id=self.slot.connection_id)
@@ -208,7 +330,7 @@ class RoomProtocol(WebSocketServerProtocol):
             self.session.close(CLOSE_GOING_AWAY, "server going away")
 
     def dataReceived(self, data: bytes) -> None:
-        self._last_data = self.factory.reactor.seconds()
+        self.last_data = self.factory.reactor.seconds()
         super().dataReceived(data)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -218,12 +340,12 @@ class RoomProtocol(WebSocketServerProtocol):
     # -- writing --------------------------------------------------------------------------------
 
     def _writable(self) -> bool:
-        return self.state == WebSocketProtocol.STATE_OPEN and not self._too_slow
+        return self.state == WebSocketProtocol.STATE_OPEN and not self.too_slow
 
     def send_payload(self, payload: bytes) -> None:
         if self._writable():
             self.sendMessage(payload, isBinary=False)
-            self._wrote(len(payload) + FRAME_OVERHEAD)
+            self.wrote(len(payload) + FRAME_OVERHEAD)
 
     def send_prepared(self, frame: Any) -> None:
         if isinstance(frame, bytes):
@@ -234,11 +356,11 @@ class RoomProtocol(WebSocketServerProtocol):
                 self.sendPreparedMessage(frame)
             else:
                 write_now(self.transport, data)
-            self._wrote(len(data))
+            self.wrote(len(data))
 
-    def _wrote(self, size: int) -> None:
+    def wrote(self, size: int) -> None:
         if self.pressure.wrote(size) > self.factory.limits.send_buffer_bytes:
-            self._too_slow = True
+            self.too_slow = True
             self._log.warn("connection {connection_id} is too slow: over {limit} bytes unsent; closing",
                            connection_id=self.slot.connection_id if self.slot else "?",
                            limit=self.factory.limits.send_buffer_bytes)
@@ -256,19 +378,10 @@ class RoomProtocol(WebSocketServerProtocol):
 
     # -- idle -----------------------------------------------------------------------------------
 
-    def _schedule_idle(self, delay: float) -> None:
-        self._idle_call = self.factory.reactor.callLater(max(delay, 0.01), self._check_idle)
-
-    def _check_idle(self) -> None:
-        self._idle_call = None
-        if self.session is None or self.session.closed:
-            return
-        idle_s = self.factory.limits.idle_s
-        quiet = self.factory.reactor.seconds() - self._last_data
-        if quiet >= idle_s:
+    def idle_for(self, idle_s: float) -> None:
+        """Nothing was received for ``idle_s``: close with 4009 (the ``Keepalive`` calls it)."""
+        if self.session is not None and not self.session.closed:
             self.session.close(CLOSE_IDLE, f"idle: nothing received for {idle_s:g}s")
-        else:
-            self._schedule_idle(idle_s - quiet)
 
     # -- the end --------------------------------------------------------------------------------
 
@@ -284,9 +397,7 @@ class RoomProtocol(WebSocketServerProtocol):
             self._http_finished(499)
 
     def _finish(self) -> None:
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.cancel()
-        self._idle_call = None
+        self.factory.keepalive.remove(self)
         if self.slot is not None:
             slot, self.slot = self.slot, None
             if self.session is not None:
@@ -309,11 +420,11 @@ class RoomProtocolFactory(WebSocketServerFactory):
         self.runtime = runtime
         self.authorizer = authorizer
         self.limits = limits
+        self.keepalive = Keepalive(self.reactor, limits.ping_s, limits.idle_s)
         self.setProtocolOptions(
             maxFramePayloadSize=limits.max_frame_bytes,
             maxMessagePayloadSize=limits.max_frame_bytes,
-            autoPingInterval=limits.ping_s,
-            autoPingTimeout=0,  # the idle timeout (4009) covers a peer that stops answering
+            autoPingInterval=0,  # the Keepalive pings, and its idle timeout (4009) closes the silent
             openHandshakeTimeout=open_handshake_timeout_s,
             closeHandshakeTimeout=close_handshake_timeout_s,
             failByDrop=False,  # protocol errors close with a code (1002, 1007, 1009), not a bare drop
@@ -322,6 +433,7 @@ class RoomProtocolFactory(WebSocketServerFactory):
             tcpNoDelay=True,
         )
         runtime.prepare = self.prepare_text
+        runtime.send_many = send_many
 
     def prepare_text(self, payload: bytes) -> Any:
         """A text frame built once for many connections (fan-out encodes once)."""

@@ -3,7 +3,8 @@
 A ``RoomSession`` exists while the room has at least one connection here. It subscribes to the
 room's bus channel once (not once per connection) and fans every change out: a message is
 encoded to JSON once and prepared once as a frame (``prepare``), then handed to every observing
-connection. It also keeps what the room's connections share on this node: the chat backlog
+connection (``send_many``: one call writes it to every sink, see ``offer_state_to_all``). It
+also keeps what the room's connections share on this node: the chat backlog
 (the last ``chat_backlog`` messages, in memory only), the presence board merged over every
 node, and the re-read of the playback state when versions were skipped.
 
@@ -48,7 +49,14 @@ from synctv.core.models import Member, PlaybackState
 from synctv.core.permissions import Permission
 from synctv.core.realtime import PresenceBoard, PresenceEntry, RealtimeLimits, encode_message, local_presence
 from synctv.providers.base import ClientProfile
-from synctv.realtime.session import CLOSE_REMOVED, CLOSE_ROOM_DELETED, ConnectionSession
+from synctv.realtime.session import (
+    CLOSE_REMOVED,
+    CLOSE_ROOM_DELETED,
+    ConnectionSession,
+    SendMany,
+    offer_state_to_all,
+    send_each,
+)
 from synctv.realtime.viewers import RoomViewers
 
 PRESENCE_DELAY_S = 0.05  # presence changes within this delay go out as one announcement
@@ -80,6 +88,7 @@ class RoomSession:
     def __init__(
         self, *, room_id: str, node_id: str, actions: Actions, bus: Bus, clock: Clock, limits: RealtimeLimits,
         prepare: Prepare, call_later: CallLater, feeds: Sequence[FeedFactory] = (),
+        send_many: SendMany = send_each,
     ) -> None:
         self.room_id = room_id
         self.node_id = node_id
@@ -88,8 +97,12 @@ class RoomSession:
         self.clock = clock
         self.limits = limits
         self.prepare = prepare
+        self.send_many = send_many
         self.call_later = call_later
         self.connections: dict[str, ConnectionSession] = {}
+        # resource -> the connections that observe it (kept by ConnectionSession), so a change
+        # looks only at its observers
+        self._observing: dict[str, dict[ConnectionSession, None]] = {}
         self.chat: collections.deque[dict[str, Any]] = collections.deque(maxlen=limits.chat_backlog)
         self.presence = PresenceBoard(node_id, int(limits.presence_expire_s * 1000))
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -139,7 +152,16 @@ class RoomSession:
             self.viewers.configure(conn.principal.room)
         self._presence_changed()
 
+    def observer_added(self, conn: ConnectionSession, resource: str) -> None:
+        if conn.connection_id in self.connections:
+            self._observing.setdefault(resource, {})[conn] = None
+
+    def observer_removed(self, conn: ConnectionSession, resource: str) -> None:
+        self._observing.get(resource, {}).pop(conn, None)
+
     def detach(self, conn: ConnectionSession) -> None:
+        for observers in self._observing.values():
+            observers.pop(conn, None)
         if self.connections.pop(conn.connection_id, None) is not None:
             self._reread_waiting.discard(conn)
             self._presence_changed()
@@ -152,17 +174,15 @@ class RoomSession:
     # -- helpers --------------------------------------------------------------------------------
 
     def _observers(self, resource: str) -> list[ConnectionSession]:
-        return [c for c in self.connections.values() if c.observes(resource)]
+        return [c for c in self._observing.get(resource, ()) if not c.closed]
 
     observers = _observers
 
     def broadcast(self, message: dict[str, Any], targets: Iterable[ConnectionSession]) -> None:
         """Encode and prepare ``message`` once, and send that frame to each of ``targets``."""
-        targets = list(targets)
-        if targets:
-            frame = self.prepare(encode_message(message))
-            for conn in targets:
-                conn.send_shared(frame)
+        sinks = [conn.sink for conn in targets if not conn.closed]
+        if sinks:
+            self.send_many(self.prepare(encode_message(message)), sinks)
 
     def _publish(self, message: dict[str, Any]) -> None:
         try:
@@ -212,7 +232,7 @@ class RoomSession:
         observers = self._observers("playbackState")
         if observers:
             frame = self.prepare(encode_message({"type": "playbackState", **state}))
-            gapped = [conn for conn in observers if conn.offer_state(state, frame)]
+            gapped = offer_state_to_all(observers, state, frame, self.send_many)
             if gapped:
                 self.reread(gapped)
         self._refresh_playback(state)

@@ -11,11 +11,17 @@ the room re-read the state from the store. While the session itself is waiting f
 (an ``update`` or the first read of ``observe``) relayed states are held back and released
 after its reply, so the reply to an accepted ``update`` is the frame carrying that version
 and the sender never gets the same version twice.
+
+Fan-out (``offer_state_to_all``): the connections of a room that are in step (they were sent
+version N - 1 and hold nothing back) take version N in one pass: their version is advanced
+and the shared frame goes to all their sinks in one call (``SendMany``, a tight loop over the
+transports in the WebSocket layer). The others go through ``offer_state`` one by one, with the
+same rules; nothing about ordering differs, only the number of Python calls per connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -86,6 +92,38 @@ class Sink(Protocol):
         """Start closing with ``code``; nothing more is sent after this."""
 
 
+#: Writes one shared frame to many sinks (``RoomProtocolFactory.send_many``; in tests, a loop).
+SendMany = Callable[[Any, Sequence[Sink]], None]
+
+
+def send_each(frame: Any, sinks: Sequence[Sink]) -> None:
+    """The plain ``SendMany``: ``send_shared`` on each sink."""
+    for sink in sinks:
+        sink.send_shared(frame)
+
+
+def offer_state_to_all(
+    conns: Iterable[ConnectionSession], state: StateJSON, frame: Any, send_many: SendMany
+) -> list[ConnectionSession]:
+    """``offer_state(state, frame)`` to each of ``conns`` (open connections observing
+    ``playbackState``), the ones in step in one pass; returns those that saw a gap."""
+    version = state["version"]
+    previous = version - 1
+    in_step: list[ConnectionSession] = []
+    others: list[ConnectionSession] = []
+    for conn in conns:
+        if conn.last_sent_version == previous and not conn.holding:
+            in_step.append(conn)
+        else:
+            others.append(conn)
+    for conn in in_step:
+        conn.last_sent_version = version
+        conn._last_state = state
+    if in_step:
+        send_many(frame, [conn.sink for conn in in_step])
+    return [conn for conn in others if conn.offer_state(state, frame)]
+
+
 class ConnectionSession:
     """See the module docstring. Created by ``ConnectionRuntime.open``."""
 
@@ -113,7 +151,7 @@ class ConnectionSession:
         self.close_code: int | None = None
         self.last_sent_version: int | None = None
         self._last_state: StateJSON | None = None
-        self._hold = 0
+        self.holding = 0  # > 0 while waiting for the store: relayed states are held back
         self._held: list[tuple[StateJSON, Any, bool]] = []
         self.playback_version: int | None = None
         self.playback_media_id: str | None = None
@@ -132,6 +170,14 @@ class ConnectionSession:
 
     def observes(self, resource: str) -> bool:
         return not self.closed and resource in self.observing
+
+    def _start_observing(self, resource: str) -> None:
+        self.observing.add(resource)
+        self.room.observer_added(self, resource)
+
+    def _stop_observing(self, resource: str) -> None:
+        self.observing.discard(resource)
+        self.room.observer_removed(self, resource)
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -241,7 +287,7 @@ class ConnectionSession:
         if isinstance(message, Observe):
             return self._observe(message)
         if isinstance(message, Unobserve):
-            self.observing.discard(message.resource)
+            self._stop_observing(message.resource)
             if message.resource == "playback":
                 self.profile = None
             self._ack(message.id)
@@ -288,7 +334,7 @@ class ConnectionSession:
     async def _observe(self, message: Observe) -> None:
         resource = message.resource
         if resource == "playbackState":
-            self.observing.add(resource)
+            self._start_observing(resource)
             await self._held_while(self.room.read_state(), message.id)
         elif resource == "playback":
             profile = ClientProfile()
@@ -297,22 +343,22 @@ class ConnectionSession:
                     profile = ClientProfile.from_query(message.profile.as_query())
                 except BadRequest as e:
                     raise BadRequest(e.message, field=f"profile.{e.field}" if e.field else "profile") from None
-            self.observing.add(resource)
+            self._start_observing(resource)
             self.profile = profile
             version, media_id, result = await self.room.resolve_playback(self)
             self._reply_playback(message.id, version, media_id, result)
         elif resource == "presence":
-            self.observing.add(resource)
+            self._start_observing(resource)
             self.presence_revision, online = self.room.online_now()
             self._reply(message.id, {"type": "presence", "online": online})
         elif resource == "playlist":
-            self.observing.add(resource)
+            self._start_observing(resource)
             self._reply(message.id, {"type": "playlist"})
         elif resource == "viewers":
-            self.observing.add(resource)
+            self._start_observing(resource)
             self._reply(message.id, {"type": "viewers", **self.room.viewers.current()})
         else:  # chat
-            self.observing.add(resource)
+            self._start_observing(resource)
             self._reply(message.id, {"type": "chat", "messages": list(self.room.chat)})
 
     # -- playback state -------------------------------------------------------------------------
@@ -326,12 +372,12 @@ class ConnectionSession:
     async def _held_while(self, pending: Deferred[Any], mid: MessageId) -> None:
         """Await ``pending`` (a PlaybackState) with relayed states held back, reply with it, then
         release what was held."""
-        self._hold += 1
+        self.holding += 1
         state = None
         try:
             state = await pending
         finally:
-            self._hold -= 1
+            self.holding -= 1
             if state is not None:
                 self._reply_state(mid, state.to_json())
             self._release_held()
@@ -353,7 +399,7 @@ class ConnectionSession:
         now, so it may jump versions. Returns True when a gap needs a re-read."""
         if not self.observes("playbackState"):
             return False
-        if self._hold:
+        if self.holding:
             self._held.append((state, frame, current))
             return False
         return self._relay(state, frame, current)
@@ -372,7 +418,7 @@ class ConnectionSession:
         return decision is Relay.gap
 
     def _release_held(self) -> None:
-        if self._hold or not self._held:
+        if self.holding or not self._held:
             return
         held, self._held = self._held, []
         gap = False

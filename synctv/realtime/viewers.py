@@ -66,6 +66,9 @@ class RoomViewers:
         self._starting = False
         self._resuming: int | None = None
         self.pending: Deferred[Any] | None = None  # the last start/end request in flight, for tests
+        # the connections that reported readiness or telemetry, in the order they first did: the
+        # only ones _local looks at (a state change must not cost a pass over a big room)
+        self._reporters: dict[str, ConnectionSession] = {}
 
     @property
     def waits(self) -> bool:
@@ -89,7 +92,7 @@ class RoomViewers:
 
     def _local(self, now: int) -> list[ViewerEntry]:
         entries = []
-        for conn in self.room.connections.values():
+        for conn in self._reporters.values():
             if conn.closed or (conn.ready is None and conn.telemetry is None) or conn.principal.read_only:
                 continue
             entries.append(ViewerEntry(
@@ -102,6 +105,7 @@ class RoomViewers:
     def report(self, conn: ConnectionSession, ready: bool, wait: bool | None) -> None:
         """A connection's ``readiness`` message."""
         now = self._now()
+        self._reporters.setdefault(conn.connection_id, conn)
         if ready != conn.ready:
             conn.ready_since_ms = now
         conn.ready = ready
@@ -115,10 +119,12 @@ class RoomViewers:
         self._local_changed(urgent=True)
 
     def telemetry(self, conn: ConnectionSession) -> None:
+        self._reporters.setdefault(conn.connection_id, conn)
         if not conn.principal.read_only:
             self._local_changed(urgent=False)
 
     def detached(self, conn: ConnectionSession) -> None:
+        self._reporters.pop(conn.connection_id, None)
         if conn.ready is not None or conn.telemetry is not None:
             self._local_changed(urgent=True)
 

@@ -61,6 +61,22 @@ async def test_a_silent_client_is_closed_4009_after_the_idle_timeout(rt_factory)
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_client_that_answers_pings_stays_open_and_is_pinged_every_ping_s(rt_factory) -> None:
+    """The node's Keepalive pings each connection every ping_s; a client that only answers
+    them is never idle: it outlives several idle_s windows, and the server's session with it
+    stays open."""
+    rt: RT = await rt_factory(idle_s=2.0, ping_s=0.25)
+    room = await rt.world.room("alice", "lounge")
+    client = await rt.ws("alice", room["id"])
+    session = rt.runtime.sessions[client.welcome["connection_id"]]
+    pinged = client.pinged(16)  # at least 16 x 0.25 s = 4 s: two idle windows
+    pinged.addTimeout(60, rt.reactor)
+    await pinged
+    assert not client.closed.called and not session.closed
+    await rt.observe(client, "chat")  # and it still answers
+
+
+@pytest_twisted.ensureDeferred
 async def test_shutdown_closes_every_connection_with_1001(rt: RT) -> None:
     """close_all (the service's shutdown) closes with 1001 and fires once every connection is gone;
     new upgrades are refused meanwhile."""

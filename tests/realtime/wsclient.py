@@ -44,6 +44,8 @@ class WSClient(Protocol):
         self.response_headers: dict[str, str] = {}
         self.upgraded = False
         self.answer_pings = True
+        self.pings = 0  # ping frames received
+        self._ping_waiters: list[tuple[int, Deferred[int]]] = []
         self.close_code: int | None = None
         self._buffer = b""
         self._messages: collections.deque[Any] = collections.deque()
@@ -133,8 +135,12 @@ class WSClient(Protocol):
 
     def _frame(self, opcode: int, fin: bool, payload: bytes) -> None:
         if opcode == 9:
+            self.pings += 1
             if self.answer_pings:
                 self.send_frame(10, payload)
+            for waiter in [w for w in self._ping_waiters if w[0] <= self.pings]:
+                self._ping_waiters.remove(waiter)
+                waiter[1].callback(self.pings)
             return
         if opcode == 10:
             return
@@ -191,6 +197,15 @@ class WSClient(Protocol):
         d = Deferred()
         self._waiters.append(d)
         return d.addTimeout(timeout, self.reactor)
+
+    def pinged(self, count: int) -> Deferred[int]:
+        """Fires once ``count`` pings have arrived (no sanity timeout: the caller bounds it)."""
+        d: Deferred[int] = Deferred()
+        if self.pings >= count:
+            d.callback(self.pings)
+        else:
+            self._ping_waiters.append((count, d))
+        return d
 
     async def next_of(self, kind: str, timeout: float = WAIT_S) -> dict[str, Any]:
         """The next message of type ``kind``, skipping others."""

@@ -1,0 +1,129 @@
+"""Measuring helpers of bench/realtime.py: CPU and memory of a process, the ``send()`` floor,
+and py-spy profiles of the server (``--profile``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far, in ms (/proc/<pid>/stat)."""
+    return sum(cpu_split_ms(pid))
+
+
+def cpu_split_ms(pid: int) -> tuple[float, float]:
+    """(user, system) CPU time of ``pid`` so far, in ms (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = 1000.0 / os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) * tick, int(fields[12]) * tick
+
+
+def send_floor_us(n: int = 2000, frame_size: int = 200, rounds: int = 5) -> float:
+    """The CPU of one ``send()`` of a small frame on a loopback TCP socket, in µs: the median over
+    ``rounds`` of a bare Python loop over ``n`` connected sockets (the peers read between rounds).
+    No server can write a change to a connection for less; it is most of a fan-out's cost."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(n)
+    pairs = []
+    try:
+        for _ in range(n):
+            client = socket.create_connection(listener.getsockname())
+            server, _ = listener.accept()
+            server.setblocking(False)
+            server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            pairs.append((client, server))
+        frame = b"\x81\x7e" + (frame_size - 4).to_bytes(2, "big") + b"x" * (frame_size - 4)
+        figures = []
+        for _ in range(rounds):
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            for _, server in pairs:
+                server.send(frame)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            used = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+            figures.append(used / n * 1e6)
+            for client, _ in pairs:
+                client.recv(65536)
+        return statistics.median(figures)
+    finally:
+        for client, server in pairs:
+            client.close()
+            server.close()
+        listener.close()
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of ``pid`` in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def start_profile(pid: int, path: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling process ``pid`` into ``path`` (collapsed stacks), if py-spy is installed."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not os.path.exists(spy):
+        print("  note: py-spy is not installed; no profile")
+        return None
+    args = [
+        spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "250",
+        "--gil",
+        "--nonblocking",
+        "--format",
+        "raw",
+        "-o",
+        str(path),
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)  # py-spy attaches
+    return proc
+
+
+def stop_profile(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
+    try:
+        spy.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+
+
+def summarize_profile(path: Path, top: int = 15) -> str:
+    """The functions with the most samples, self and total, from py-spy's collapsed stacks."""
+    if not path.exists():
+        return "  (no profile written)"
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        try:
+            count = int(count_text)
+        except ValueError:
+            continue
+        frames = [re.sub(r" \(.*?/(site-packages|synctv)/", r" (\1/", f) for f in stack.split(";")]
+        samples += count
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+    lines = [f"  {samples} samples; self time:"]
+    for frame, count in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"    {100.0 * count / samples:5.1f}%  {frame}")
+    lines.append("  total time (with callees):")
+    for frame, count in sorted(total.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"    {100.0 * count / samples:5.1f}%  {frame}")
+    return "\n".join(lines)
