@@ -49,6 +49,35 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / TICK
 
 
+def sched_times(pids: Sequence[int]) -> tuple[float, float]:
+    """Seconds ``pids`` (all their threads) ran on a CPU and waited for one while runnable, from
+    ``/proc/<pid>/task/<tid>/schedstat``; (0, 0) where the kernel keeps no such figures."""
+    ran = waited = 0
+    for pid in pids:
+        for tid in _threads(pid):
+            try:
+                fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+            except OSError:
+                continue
+            ran += int(fields[0])
+            waited += int(fields[1])
+    return ran / 1e9, waited / 1e9
+
+
+class Starvation:
+    """How long the measured processes waited for a CPU while runnable, over a window: a server
+    that waited for a core a large share of the window measured the machine's other load."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.pids = list(pids)
+        self._start = sched_times(self.pids)
+
+    def share(self, wall_s: float) -> float:
+        """Seconds waited since construction over ``wall_s``."""
+        waited = sched_times(self.pids)[1] - self._start[1]
+        return waited / wall_s if wall_s > 0 else 0.0
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants (from /proc)."""
     parents: dict[int, list[int]] = {}

@@ -11,7 +11,7 @@ import pytest
 
 from bench._trials import (
     Pinning, Run, Spread, alternate, bound, compare, cpu_seconds, format_comparison, format_run, loadavg,
-    process_tree,
+    Starvation, process_tree, sched_times,
 )
 
 
@@ -134,3 +134,17 @@ def test_pinning_splits_servers_from_load_and_pins_a_process() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_starvation_is_the_share_of_a_window_spent_waiting_for_a_cpu() -> None:
+    mine = sched_times([os.getpid()])
+    if mine == (0.0, 0.0):
+        pytest.skip("no schedstat on this kernel")
+    starving = Starvation([os.getpid()])
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.2:
+        pass
+    share = starving.share(1.0)
+    assert 0 <= share < 10
+    ran, waited = sched_times([os.getpid()])
+    assert ran >= mine[0] + 0.15 and waited >= mine[1]
