@@ -9,7 +9,10 @@ The slice header (``>8s64sQQI``) holds a magic, the resource key, the slice inde
 length and its CRC-32. It is what lets a restarted cache know which resource each slice belongs to
 (for ``purge_resource``) and tell whole files from partial or corrupt ones: a file whose size does
 not match its header is deleted at start; a payload whose length or CRC does not match is a miss
-and is deleted when read.
+and is deleted when read. :meth:`FileSliceCache.open_slice` serves hits by ``sendfile``: it opens
+the file and checks its header in the read pool every time, and its CRC the first time this
+process serves it (a slice this process wrote is known good), so after that the payload goes from
+the page cache to the socket without passing through Python.
 
 Every file is written crash-safe: a unique ``*.tmp`` file in the same directory, ``fsync``,
 ``os.replace``, ``fsync`` of the directory (``sync_writes=False`` skips both fsyncs: after a
@@ -145,6 +148,49 @@ def _read_slice(path: str, resource: str, size: int, stamp_ns: int) -> bytes | N
     return payload
 
 
+@attrs.define
+class SliceFile:
+    """An open slice file for ``sendfile``: the payload is ``length`` bytes at ``offset`` of ``fd``.
+    The caller closes it."""
+
+    fd: int
+    offset: int
+    length: int
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _open_slice(path: str, resource: str, size: int, stamp_ns: int, verify: bool) -> SliceFile | None:
+    """The slice file opened, when its header (and, if ``verify``, its CRC) matches; else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        if os.fstat(fd).st_size != _HEADER.size + size:
+            os.close(fd)
+            return None
+        raw = os.pread(fd, _HEADER.size + size if verify else _HEADER.size, 0)
+        magic, res, _index, length, crc = _HEADER.unpack_from(raw) if len(raw) >= _HEADER.size else (b"",) * 5
+        if magic != _MAGIC or res != resource.encode("ascii") or length != size or (
+                verify and zlib.crc32(memoryview(raw)[_HEADER.size:]) != crc):
+            os.close(fd)
+            return None
+        if hasattr(os, "posix_fadvise"):  # start reading it into the page cache, off the reactor
+            os.posix_fadvise(fd, _HEADER.size, size, os.POSIX_FADV_WILLNEED)
+        try:
+            os.utime(path, ns=(stamp_ns, stamp_ns))
+        except OSError:
+            pass
+        return SliceFile(fd, _HEADER.size, size)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -226,13 +272,14 @@ def _scan_slice(item: os.DirEntry[str]) -> _ScannedSlice | None:
 
 
 class _Entry:
-    __slots__ = ("index", "pending", "resource", "size")
+    __slots__ = ("index", "pending", "resource", "size", "verified")
 
     def __init__(self, resource: str, index: int, size: int, pending: bytes | None) -> None:
         self.resource = resource
         self.index = index
         self.size = size
         self.pending = pending  # the bytes while the file is being written
+        self.verified = False  # written by this process, or its CRC checked once since the start
 
 
 def _check_hex(value: str, what: str) -> None:
@@ -433,6 +480,42 @@ class FileSliceCache:
 
         return d.addCallbacks(read, failed)
 
+    def open_slice(self, key: SliceKey) -> defer.Deferred[SliceFile | bytes | None]:
+        """Like :meth:`get`, for ``sendfile``: the slice's file, opened and checked in the read pool
+        (its header always; its CRC the first time this process serves it), or the bytes while the
+        file is being written, or None (a miss). The caller closes the file."""
+        entry = self._index.get(key.digest)
+        if entry is None:
+            self._misses += 1
+            return defer.succeed(None)
+        digest = key.digest
+        self._index.move_to_end(digest)
+        if entry.pending is not None:
+            self._hits += 1
+            return defer.succeed(entry.pending)
+        d = self._serial(digest, _open_slice, self._slice_path(digest), entry.resource, entry.size, self._stamp(),
+                         not entry.verified)
+
+        def opened(found: SliceFile | None) -> SliceFile | None:
+            if found is None:
+                self._misses += 1
+                if self._index.get(digest) is entry:
+                    log.warn("dropping a missing or corrupt cache slice {digest}", digest=digest)
+                    self._discard(digest, unlink=True)
+                return None
+            self._hits += 1
+            entry.verified = True
+            return found
+
+        def failed(failure: Failure) -> None:
+            log.failure("opening cache slice {digest} failed", failure, digest=digest)
+            self._misses += 1
+            if self._index.get(digest) is entry:
+                self._discard(digest, unlink=True)
+            return None
+
+        return d.addCallbacks(opened, failed)
+
     def contains(self, key: SliceKey) -> bool:
         return key.digest in self._index
 
@@ -464,6 +547,7 @@ class FileSliceCache:
 
         def written(_: object) -> None:
             entry.pending = None
+            entry.verified = True
 
         def failed(failure: Failure) -> None:
             log.failure("writing cache slice {digest} failed", failure, digest=digest)
