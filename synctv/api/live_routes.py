@@ -15,6 +15,7 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
+from twisted.internet import tcp
 from twisted.internet.defer import CancelledError, TimeoutError
 from twisted.web.iweb import IRequest
 
@@ -24,7 +25,7 @@ from synctv.api.openapi import QueryParam
 from synctv.core.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from synctv.core.models import MediaItem, User
 from synctv.core.permissions import Permission
-from synctv.live.fanout import FLVViewer
+from synctv.live.fanout import FLVViewer, http_chunk, write_now
 from synctv.live.service import LIVE_PROVIDERS, LiveHub
 from synctv.live.streams import LiveStream
 
@@ -47,13 +48,26 @@ STREAM_INFO = s.JsonObject(max_bytes=1 << 20, description="state, codecs, size, 
 
 
 class RequestSink:
-    """A twisted.web request as an FLV viewer's sink."""
+    """A twisted.web request as an FLV viewer's sink. The first write goes through the request (it
+    sends the headers); later ones straight to a plain TCP transport (``fanout.write_now``), framed
+    as a chunk when the response is chunked (HTTP/1.1)."""
 
     def __init__(self, request: IRequest) -> None:
         self.request = request
+        self._transport: Any = None
+        self._chunked = False
 
     def write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None:
+            write_now(transport, http_chunk(data) if self._chunked else data)
+            return
         self.request.write(data)
+        channel = getattr(self.request, "channel", None)
+        transport = getattr(channel, "transport", None)
+        if self.request.method != b"HEAD" and self.request.startedWriting and type(transport) is tcp.Server:
+            self._transport = transport  # HTTP/1.x on plain TCP (not TLS, not an HTTP/2 stream)
+            self._chunked = bool(getattr(self.request, "chunked", False))
 
     def finish(self) -> None:
         """Nothing: the route handler returns when the viewer is done, and Klein finishes."""
