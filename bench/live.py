@@ -1,7 +1,8 @@
 """Live fan-out: synctv HTTP-FLV beside nginx-rtmp, HLS start time, FLV time to first frame.
 
-``python -m bench live [--quick] [--viewers N] [--rounds R] [--peer | --no-peer] [--no-pin]``
-(or ``main(argv)``):
+``python -m bench live [--quick] [--viewers N] [--rounds R] [--no-peer] [--no-pin] [--baseline DIR]``
+(or ``main(argv)``; ``--baseline DIR``: also run a synctv from the source tree DIR, e.g.
+``git archive <commit> | tar -x -C DIR``, as the side ``synctv-before``, in the same rounds):
 
 1. synctv (the real ``twistd -n synctv`` process) and nginx-rtmp (Debian's libnginx-mod-rtmp,
    one worker) each get one ffmpeg publisher (x264 veryfast, CBR 2 Mbit/s, 640x360 testsrc, AAC)
@@ -13,7 +14,9 @@
    it), and its health: viewer gaps (a video timestamp jump > 500 ms or > 1 s without a frame),
    failed or ended viewers, the publisher falling behind real time (> 0.5 s), the load process
    at its CPU bound (> 90% of a core). With two or more CPUs the servers run on the first and
-   the publisher and load client on the others (``--no-pin``: not pinned).
+   the publisher and load client on the others (``--no-pin``: not pinned); those two run at nice
+   -5 (when allowed), so the machine's other load does not make them late, the servers at the
+   default priority.
 3. Printed: every run with its load average, then per side the median (min-max) over healthy
    runs and the median ratio synctv/nginx-rtmp over healthy rounds -- or the refusal, with why.
 4. Then, once: the time from a publisher's start to the first HLS segment, and a new FLV
@@ -25,6 +28,7 @@ Figures are printed as lines ``live: name: value``; the exit status is 0 unless 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -41,6 +45,7 @@ from typing import Any
 from bench._trials import (
     Pinning,
     Run,
+    Starvation,
     alternate,
     compare,
     cpu_seconds,
@@ -60,6 +65,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+LOAD_NICE = -5  # the publisher and the load client, so the machine's other load cannot make them late
+SERVER_NICE = -5  # both servers alike, for the same reason
+
+
+def load_preexec(pinning: Pinning | None) -> Any:
+    """A ``preexec_fn`` for the publisher and the load client: the load CPUs, nice ``LOAD_NICE``
+    (when the user may raise priority)."""
+    pin = pinning.load_preexec() if pinning else None
+
+    def run() -> None:
+        if pin is not None:
+            pin()
+        try:
+            os.nice(LOAD_NICE)
+        except OSError:
+            pass
+
+    return run
+
+
 def publisher(url: str, seconds: float, pinning: Pinning | None = None) -> subprocess.Popen[str]:
     """ffmpeg pushing 2 Mbit/s CBR H.264 + AAC in real time; progress lines on stdout."""
     return subprocess.Popen([
@@ -68,7 +93,7 @@ def publisher(url: str, seconds: float, pinning: Pinning | None = None) -> subpr
         "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-b:v", "2M", "-maxrate", "2M", "-minrate", "2M",
         "-bufsize", "1M", "-x264-params", "nal-hrd=cbr", "-c:a", "aac", "-b:a", "128k", "-progress", "pipe:1",
         "-f", "flv", url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        preexec_fn=pinning.load_preexec() if pinning else None)
+        preexec_fn=load_preexec(pinning))
 
 
 def stall_s(proc: subprocess.Popen[str], started: float) -> float:
@@ -85,7 +110,7 @@ def stall_s(proc: subprocess.Popen[str], started: float) -> float:
 def viewers(kind: str, url: str, count: int, seconds: float, pinning: Pinning | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "bench._live_clients", kind, url, str(count), str(seconds)],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                            preexec_fn=pinning.load_preexec() if pinning else None)
+                            preexec_fn=load_preexec(pinning))
 
 
 def read_event(proc: subprocess.Popen[str]) -> dict[str, Any]:
@@ -105,17 +130,39 @@ def http_json(url: str, body: Any = None, token: str | None = None, method: str 
         return json.loads(resp.read())
 
 
+def server_preexec(pinning: Pinning) -> Any:
+    """A ``preexec_fn`` for a server: the server CPU, nice ``SERVER_NICE`` (when allowed)."""
+    pin = pinning.server_preexec()
+
+    def run() -> None:
+        if pin is not None:
+            pin()
+        try:
+            os.nice(SERVER_NICE)
+        except OSError:
+            pass
+
+    return run
+
+
 class Synctv:
-    def __init__(self, workdir: Path, pinning: Pinning) -> None:
+    def __init__(self, workdir: Path, pinning: Pinning, name: str = "synctv", source: str | None = None) -> None:
+        """``source``: a source tree to run the server from (PYTHONPATH), e.g. the code before a change."""
         self.http, self.rtmp = free_port(), free_port()
+        workdir = workdir / name
+        workdir.mkdir()
         data = workdir / "data"
         self.log = open(workdir / "synctv.log", "wb")
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        if source is not None:
+            env["PYTHONPATH"] = str(Path(source).resolve())
         self.proc = subprocess.Popen([sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
                                       "--pidfile", "", "synctv", "--data", str(data),
                                       "--http", f"tcp:{self.http}:interface=127.0.0.1",
                                       "--rtmp", f"tcp:{self.rtmp}:interface=127.0.0.1"],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir,
-                                     preexec_fn=pinning.server_preexec())
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
+                                     preexec_fn=server_preexec(pinning))
         self.base = f"http://127.0.0.1:{self.http}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -152,7 +199,7 @@ class Nginx:
             "  application live { live on; } } }\n")
         self.proc = subprocess.Popen(["nginx", "-p", str(workdir), "-c", str(conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=pinning.server_preexec())
+                                     preexec_fn=server_preexec(pinning))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as s:
@@ -182,6 +229,7 @@ def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, 
     load = viewers(kind, view_url, count, warmup + measure, pinning)
     connected = read_event(load)
     time.sleep(warmup)
+    starving = Starvation(server_pids)
     cpu0, t0, load0 = cpu_seconds(server_pids), time.monotonic(), cpu_seconds([load.pid])
     pub0 = cpu_seconds([ffmpeg.pid])
     time.sleep(measure)
@@ -197,7 +245,7 @@ def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, 
             "viewers": connected["viewers"], "gaps": done["gaps"], "failed": done["failed"],
             "ended_early": done["ended_early"], "frames": done["frames"], "publisher_behind_s": behind,
             "mbit_s_out": done["bytes"] * 8 / 1e6 / (warmup + measure), "load_cpu_share": (load1 - load0) / (t1 - t0),
-            "publisher_cpu_share": (pub1 - pub0) / (t1 - t0)}
+            "publisher_cpu_share": (pub1 - pub0) / (t1 - t0), "server_wait_share": starving.share(t1 - t0)}
 
 
 def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, view_url: str, count: int,
@@ -209,7 +257,7 @@ def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, 
     run.figures = {"cpu s per viewer-minute": got["cpu_per_viewer_minute"], "server cpu s": got["cpu_s"],
                    "Mbit/s out": got["mbit_s_out"], "frames per viewer": got["frames"] / max(1, got["viewers"])}
     run.notes = {"load client cores": got["load_cpu_share"], "publisher cores": got["publisher_cpu_share"],
-                 "publisher behind s": got["publisher_behind_s"]}
+                 "publisher behind s": got["publisher_behind_s"], "server waited for a CPU": got["server_wait_share"]}
     if got["viewers"] < count or got["failed"]:
         run.problems.append(f"{got['viewers']} of {count} viewers connected, {got['failed']} failed")
     if got["gaps"]:
@@ -281,19 +329,26 @@ def main(argv: list[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="synctv-bench-live-"))
     status = 0
     server = Synctv(workdir, pinning)
+    baseline = _option(argv, "--baseline", None)
+    before = Synctv(workdir, pinning, "synctv-before", baseline) if baseline else None
     nginx = Nginx(workdir, pinning) if peer else None
     print(f"live: {count} viewers per run, measured {measure:g} s after {warmup:g} s; {pinning.describe()}; "
           f"{rounds} healthy rounds wanted, sides alternate", flush=True)
     keys = ["cpu s per viewer-minute", "server cpu s", "Mbit/s out", "frames per viewer"]
     try:
+        hls_s = first_hls_segment(server)  # on a fresh server: no stream has made segments yet
+        time.sleep(1.0)
         sides = {"synctv": lambda r: fan_out_run("synctv", children(server.proc.pid), server.publish_url, "flv",
                                                  server.urls["flv"], count, warmup, measure, pinning)}
+        if before is not None:
+            sides["synctv-before"] = lambda r: fan_out_run(
+                "synctv-before", children(before.proc.pid), before.publish_url, "flv", before.urls["flv"], count,
+                warmup, measure, pinning)
         if nginx is not None:
             sides["nginx-rtmp"] = lambda r: fan_out_run("nginx-rtmp", children(nginx.proc.pid), nginx.publish_url,
                                                         "rtmp", nginx.publish_url, count, warmup, measure, pinning)
         results = alternate(sides, rounds=rounds, max_rounds=rounds + 2,
                             report=lambda run: print("live: " + format_run(run, keys, 4), flush=True))
-        hls_s = first_hls_segment(server)
         ffmpeg = publisher(server.publish_url, 20)
         time.sleep(4.0)
         frames = first_frame_ms(server.urls["flv"], 5 if quick else 20)
@@ -301,6 +356,8 @@ def main(argv: list[str]) -> int:
         ffmpeg.wait()
     finally:
         server.stop()
+        if before is not None:
+            before.stop()
         if nginx is not None:
             nginx.stop()
     ours = [r["synctv"] for r in results if r["synctv"].healthy]
@@ -316,12 +373,15 @@ def main(argv: list[str]) -> int:
           f"max {max(frames):.1f} ms")
     if not ours:
         status = 1
-    if nginx is not None:
+    pairs = [(a, "nginx-rtmp") for a in ("synctv", "synctv-before") if nginx is not None and a in results[0]]
+    if before is not None:
+        pairs.append(("synctv", "synctv-before"))
+    for a, b in pairs:
         for key in ("cpu s per viewer-minute", "Mbit/s out"):
-            for line in format_comparison(compare(results, key, "synctv", "nginx-rtmp", need=rounds),
-                                          "synctv", "nginx-rtmp", 4 if "cpu" in key else 0, "live: "):
+            for line in format_comparison(compare(results, key, a, b, need=rounds), a, b,
+                                          4 if "cpu" in key else 0, "live: "):
                 print(line)
-    else:
+    if nginx is None:
         print("live: nginx-rtmp: skipped (nginx or ngx_rtmp_module.so missing, or --no-peer)")
     shutil.rmtree(workdir, ignore_errors=True)
     return status
