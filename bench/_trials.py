@@ -50,17 +50,17 @@ def cpu_seconds(pids: Sequence[int]) -> float:
 
 
 def sched_times(pids: Sequence[int]) -> tuple[float, float]:
-    """Seconds ``pids`` (all their threads) ran on a CPU and waited for one while runnable, from
-    ``/proc/<pid>/task/<tid>/schedstat``; (0, 0) where the kernel keeps no such figures."""
+    """Seconds the main threads of ``pids`` (synctv's reactor thread, an nginx worker) ran on a CPU
+    and waited for one while runnable, from ``/proc/<pid>/task/<pid>/schedstat``; (0, 0) where the
+    kernel keeps no such figures. Helper threads (a thread pool) are left out: their waits overlap."""
     ran = waited = 0
     for pid in pids:
-        for tid in _threads(pid):
-            try:
-                fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
-            except OSError:
-                continue
-            ran += int(fields[0])
-            waited += int(fields[1])
+        try:
+            fields = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+        except OSError:
+            continue
+        ran += int(fields[0])
+        waited += int(fields[1])
     return ran / 1e9, waited / 1e9
 
 
@@ -125,14 +125,29 @@ class Pinning:
     def pin_load(self, pid: int) -> None:
         _pin(pid, self.load)
 
-    def load_preexec(self) -> Callable[[], None] | None:
-        """A ``preexec_fn`` pinning a child to the load CPUs (``None`` when not pinned)."""
-        load = self.load
-        return None if load is None else (lambda: os.sched_setaffinity(0, load))
+    def load_preexec(self, nice: int = 0) -> Callable[[], None] | None:
+        """A ``preexec_fn`` pinning a child to the load CPUs and adding ``nice`` (when allowed);
+        ``None`` when there is nothing to do."""
+        return _preexec(self.load, nice)
 
-    def server_preexec(self) -> Callable[[], None] | None:
-        servers = self.servers
-        return None if servers is None else (lambda: os.sched_setaffinity(0, servers))
+    def server_preexec(self, nice: int = 0) -> Callable[[], None] | None:
+        return _preexec(self.servers, nice)
+
+
+def _preexec(cpus: frozenset[int] | None, nice: int) -> Callable[[], None] | None:
+    if cpus is None and not nice:
+        return None
+
+    def run() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+        if nice:
+            try:
+                os.nice(nice)
+            except OSError:  # not allowed to raise priority: run as is
+                pass
+
+    return run
 
 
 def _cpus(cpus: frozenset[int] | Sequence[int]) -> str:

@@ -14,9 +14,9 @@
    it), and its health: viewer gaps (a video timestamp jump > 500 ms or > 1 s without a frame),
    failed or ended viewers, the publisher falling behind real time (> 0.5 s), the load process
    at its CPU bound (> 90% of a core). With two or more CPUs the servers run on the first and
-   the publisher and load client on the others (``--no-pin``: not pinned); those two run at nice
-   -5 (when allowed), so the machine's other load does not make them late, the servers at the
-   default priority.
+   the publisher and load client on the others (``--no-pin``: not pinned); every process of
+   the benchmark (servers, publisher, load client) runs at nice -10 (when allowed), so the
+   machine's other load does not set the pace.
 3. Printed: every run with its load average, then per side the median (min-max) over healthy
    runs and the median ratio synctv/nginx-rtmp over healthy rounds -- or the refusal, with why.
 4. Then, once: the time from a publisher's start to the first HLS segment, and a new FLV
@@ -65,24 +65,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-LOAD_NICE = -5  # the publisher and the load client, so the machine's other load cannot make them late
-SERVER_NICE = -5  # both servers alike, for the same reason
+LOAD_NICE = -10  # the publisher and the load client, so the machine's other load cannot make them late
+SERVER_NICE = -10  # both servers alike, for the same reason
 
 
 def load_preexec(pinning: Pinning | None) -> Any:
-    """A ``preexec_fn`` for the publisher and the load client: the load CPUs, nice ``LOAD_NICE``
-    (when the user may raise priority)."""
-    pin = pinning.load_preexec() if pinning else None
-
-    def run() -> None:
-        if pin is not None:
-            pin()
-        try:
-            os.nice(LOAD_NICE)
-        except OSError:
-            pass
-
-    return run
+    """A ``preexec_fn`` for the publisher and the load client: the load CPUs, nice ``LOAD_NICE``."""
+    return (pinning or Pinning(None, None)).load_preexec(LOAD_NICE)
 
 
 def publisher(url: str, seconds: float, pinning: Pinning | None = None) -> subprocess.Popen[str]:
@@ -131,18 +120,8 @@ def http_json(url: str, body: Any = None, token: str | None = None, method: str 
 
 
 def server_preexec(pinning: Pinning) -> Any:
-    """A ``preexec_fn`` for a server: the server CPU, nice ``SERVER_NICE`` (when allowed)."""
-    pin = pinning.server_preexec()
-
-    def run() -> None:
-        if pin is not None:
-            pin()
-        try:
-            os.nice(SERVER_NICE)
-        except OSError:
-            pass
-
-    return run
+    """A ``preexec_fn`` for a server: the server CPU, nice ``SERVER_NICE``."""
+    return pinning.server_preexec(SERVER_NICE)
 
 
 class Synctv:
@@ -159,7 +138,7 @@ class Synctv:
             env["PYTHONPATH"] = str(Path(source).resolve())
         self.proc = subprocess.Popen([sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
                                       "--pidfile", "", "synctv", "--data", str(data),
-                                      "--http", f"tcp:{self.http}:interface=127.0.0.1",
+                                      "--http", f"tcp:{self.http}:interface=127.0.0.1:backlog=1024",
                                       "--rtmp", f"tcp:{self.rtmp}:interface=127.0.0.1"],
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
                                      preexec_fn=server_preexec(pinning))
@@ -225,20 +204,27 @@ def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, 
     """Publish, connect ``count`` viewers, measure the server's CPU over ``measure`` seconds."""
     started = time.monotonic()
     ffmpeg = publisher(publish_url, warmup + measure + 8, pinning)
-    time.sleep(2.0)
-    load = viewers(kind, view_url, count, warmup + measure, pinning)
-    connected = read_event(load)
-    time.sleep(warmup)
-    starving = Starvation(server_pids)
-    cpu0, t0, load0 = cpu_seconds(server_pids), time.monotonic(), cpu_seconds([load.pid])
-    pub0 = cpu_seconds([ffmpeg.pid])
-    time.sleep(measure)
-    cpu1, t1, load1 = cpu_seconds(server_pids), time.monotonic(), cpu_seconds([load.pid])
-    pub1 = cpu_seconds([ffmpeg.pid])
-    done = read_event(load)
-    load.wait()
-    ffmpeg.send_signal(signal.SIGINT)
-    behind = stall_s(ffmpeg, started)
+    load = None
+    try:
+        time.sleep(2.0)
+        load = viewers(kind, view_url, count, warmup + measure, pinning)
+        connected = read_event(load)
+        time.sleep(warmup)
+        starving = Starvation(server_pids)
+        cpu0, t0, load0 = cpu_seconds(server_pids), time.monotonic(), cpu_seconds([load.pid])
+        pub0 = cpu_seconds([ffmpeg.pid])
+        time.sleep(measure)
+        cpu1, t1, load1 = cpu_seconds(server_pids), time.monotonic(), cpu_seconds([load.pid])
+        pub1 = cpu_seconds([ffmpeg.pid])
+        done = read_event(load)
+        load.wait()
+        ffmpeg.send_signal(signal.SIGINT)
+        behind = stall_s(ffmpeg, started)
+    finally:
+        for proc in (load, ffmpeg):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
     viewer_minutes = connected["viewers"] * (t1 - t0) / 60
     return {"cpu_s": cpu1 - cpu0, "viewer_minutes": viewer_minutes,
             "cpu_per_viewer_minute": (cpu1 - cpu0) / viewer_minutes if viewer_minutes else float("nan"),

@@ -2,6 +2,7 @@
 
     python -m bench.proxy [--quick] [--size-mib N] [--seconds S] [--seeks N] [--cold-reads N]
                           [--rounds R] [--cache memory,file] [--no-pin] [--max-wait SHARE]
+                          [--baseline DIR]
 
 What it does (docs/benchmarks.md, "Proxy"):
 
@@ -14,7 +15,11 @@ What it does (docs/benchmarks.md, "Proxy"):
   file cache, or both) with ``[proxy] slice_size = 1 MiB``, big enough for the file and
   ``allow_networks = ["127.0.0.0/8"]``, adds the file as a media item and takes the proxy URL
   from its PlaybackInfo;
-- with two or more CPUs pins the servers (both caching proxies) to the first and the upstream and
+- with ``--baseline DIR`` also runs synctv from the source tree DIR (e.g. ``git archive <commit>
+  | tar -x -C DIR``) as the sides ``synctv-memory-before``/``synctv-file-before``, in the same
+  rounds, so a change is measured before and after beside nginx in one run;
+- runs every process at nice -10 (when allowed), so the machine's other load does not set the
+  pace; with two or more CPUs pins the servers (both caching proxies) to the first and the upstream and
   the load clients to the others, so the clients' CPU is never the servers' (``--no-pin``: not);
 - warms every cache with one full read, then runs *rounds* (``bench/_trials.py``): each round
   measures every side once, in an order swapped each round, until R rounds (default 3; quick 1)
@@ -75,6 +80,7 @@ from bench._trials import (
 from synctv.testing import wait_serving
 
 MIB = 1 << 20
+NICE = -10  # every process of the benchmark (when allowed), so other load on the machine does not set the pace
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -154,26 +160,30 @@ http {{
 """)
         proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(d)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL,
-                                preexec_fn=pinning.load_preexec() if name == "upstream" else pinning.server_preexec())
+                                preexec_fn=pinning.load_preexec(NICE) if name == "upstream" else pinning.server_preexec(NICE))
         procs.append(proc)
         wait_port(upstream_port if name == "upstream" else cache_port, proc, f"nginx {name}")
     return procs
 
 
-def start_synctv(workdir: Path, size: int, cache: str, pinning: Pinning) -> tuple[subprocess.Popen[bytes], str, Path]:
-    data = workdir / f"synctv-data-{cache}"
-    config = workdir / f"synctv-{cache}.toml"
+def start_synctv(workdir: Path, size: int, cache: str, pinning: Pinning, name: str,
+                 source: str | None = None) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """``source``: a source tree to run the server from (PYTHONPATH), e.g. the code before a change."""
+    data = workdir / f"{name}-data"
+    config = workdir / f"{name}.toml"
     config.write_text(f'[proxy]\nslice_size = {MIB}\ncache = "{cache}"\ncache_bytes = {3 * size + 64 * MIB}\n'
                       'allow_networks = ["127.0.0.0/8"]\n')
-    log = workdir / f"twistd-{cache}.log"
+    log = workdir / f"{name}.log"
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
+    if source is not None:
+        env["PYTHONPATH"] = str(Path(source).resolve())
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n", "--pidfile", "",
              "synctv", "--data", str(data), "--config", str(config), "--http", "tcp:0:interface=127.0.0.1",
              "--rtmp", "tcp:0:interface=127.0.0.1"], stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env,
-            preexec_fn=pinning.server_preexec())
+            preexec_fn=pinning.server_preexec(NICE))
     return proc, wait_serving(proc, log).http_url, data
 
 
@@ -278,8 +288,9 @@ def throughput(port: int, path: str, size: int, clients: int, seconds: float,
 
 
 def _pin_load(pinning: Pinning | None) -> None:
-    if pinning is not None and pinning.load is not None:
-        os.sched_setaffinity(0, pinning.load)
+    run = (pinning or Pinning(None, None)).load_preexec(NICE)
+    if run is not None:
+        run()
 
 
 def pct(values: list[float], p: float) -> float:
@@ -366,7 +377,8 @@ def run(args: argparse.Namespace) -> int:
         root = workdir / "root"
         root.mkdir()
         make_file(root / "film.bin", size)
-        names = ["nginx", *(f"synctv-{c}" for c in caches)]
+        builds = [("", None)] + ([("-before", args.baseline)] if args.baseline else [])
+        names = ["nginx", *(f"synctv-{c}{tag}" for tag, _ in builds for c in caches)]
         for name in names:
             for r in range(max_rounds):  # same bytes, resources of their own (cold), per round
                 os.link(root / "film.bin", root / f"cold-{name}-{r}.bin")
@@ -374,12 +386,14 @@ def run(args: argparse.Namespace) -> int:
         procs += start_nginx(workdir, root, up, cache_port, pinning)
         sides = [Side("nginx", cache_port, "/film.bin", [f"/cold-nginx-{r}.bin" for r in range(max_rounds)],
                       procs[1].pid)]
-        for cache in caches:
-            proc, base, data = start_synctv(workdir, size, cache, pinning)
-            procs.append(proc)
-            paths = proxy_paths(base, data, [f"http://127.0.0.1:{up}/film.bin"] + [
-                f"http://127.0.0.1:{up}/cold-synctv-{cache}-{r}.bin" for r in range(max_rounds)])
-            sides.append(Side(f"synctv-{cache}", int(base.rsplit(":", 1)[1]), paths[0], paths[1:], proc.pid))
+        for tag, source in builds:
+            for cache in caches:
+                name = f"synctv-{cache}{tag}"
+                proc, base, data = start_synctv(workdir, size, cache, pinning, name, source)
+                procs.append(proc)
+                paths = proxy_paths(base, data, [f"http://127.0.0.1:{up}/film.bin"] + [
+                    f"http://127.0.0.1:{up}/cold-{name}-{r}.bin" for r in range(max_rounds)])
+                sides.append(Side(name, int(base.rsplit(":", 1)[1]), paths[0], paths[1:], proc.pid))
         print(f"file {args.size_mib} MiB, slice 1 MiB; nginx cache: 1 worker; {pinning.describe()}; "
               f"{args.rounds} healthy rounds wanted (at most {max_rounds}), sides alternate", flush=True)
         for side in sides:  # warm each cache with one whole read
@@ -412,6 +426,8 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     goals = []
     for side in sides[1:]:
+        if side.name.endswith("-before"):
+            continue
         print(f"-- {side.name} against nginx (median (min-max) over healthy runs; ratio: median of the "
               "rounds' ratios)")
         got = {}
@@ -430,6 +446,14 @@ def run(args: argparse.Namespace) -> int:
         goals.append((f"{side.name} seek TTFB on a hit <= 2 ms p50", None if ttfb is None else ttfb.median <= 2.0))
         if any("wrong bytes" in p for r in rounds for p in r[side.name].problems):
             status = 1
+    for side in sides[1:]:
+        if side.name.endswith("-before"):
+            print(f"-- {side.name[:-7]} against {side.name} (the code of --baseline), and {side.name} against nginx")
+            for key in keys:
+                for a, b in ((side.name[:-7], side.name), (side.name, "nginx")):
+                    c = compare(rounds, key, a, b, need=args.rounds)
+                    for line in format_comparison(c, a, b, 0 if "MB" in key else 2, "  "):
+                        print(line)
     for name, met in goals:
         print(f"goal {name}: {'not measured (unhealthy rounds)' if met is None else 'met' if met else 'MISSED'}")
     return status
@@ -445,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="healthy rounds wanted (default 3; quick 1)")
     parser.add_argument("--cache", default="memory,file", help="synctv caches to run: memory, file or memory,file")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and load clients apart")
+    parser.add_argument("--baseline", default=None, metavar="DIR",
+                        help="also run synctv from the source tree DIR (the code before a change) in the same rounds")
     parser.add_argument("--max-wait", type=float, default=0.5,
                         help="a run whose server waited for a CPU longer than this share of a phase is unhealthy")
     args = parser.parse_args(argv)
