@@ -8,10 +8,13 @@ Sending cached bytes (:meth:`ResponsePump.send` and :meth:`ResponsePump.sendfile
 TCP connection (not TLS, not HTTP/2) the body goes straight to the socket -- ``send()`` of a
 memoryview, or ``os.sendfile`` from a slice file -- whenever the transport's own buffer is empty,
 which is exactly when the transport resumes this producer. When the socket's buffer is full, the
-next ``DIRECT_CHUNK`` bytes go through the transport, which pauses the pump (the chunk is over its
-buffer mark) and resumes it when the socket drained: so the reactor still says when to write, a
-slow client still holds nothing but one chunk, and bytes never overtake the headers or each
-other. Elsewhere the bytes go through ``request.write`` as before.
+pump pauses and asks the transport to resume it once the socket is writable
+(``synctv.compat.twisted.resume_when_writable``: the reactor's EPOLLOUT, no byte through
+Twisted's buffer), or, where that is not possible, writes the next ``DIRECT_CHUNK`` bytes through
+the transport, which pauses the pump (the chunk is over its buffer mark) and resumes it when the
+socket drained. Either way the reactor says when to write, a slow client holds at most one chunk
+in the server, and bytes never overtake the headers or each other. Elsewhere the bytes go through
+``request.write`` as before.
 
 Pass-through is for upstreams that do not honour ``Range``: their answer is relayed as it is
 (status, length and the entity headers; the type only as ``synctv.proxy.media_types`` admits it),
@@ -32,6 +35,7 @@ from twisted.internet.interfaces import IPushProducer, ISSLTransport, ITCPTransp
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
+from synctv.compat.twisted import resume_when_writable
 from synctv.proxy.m3u8 import rewrite_playlist
 from synctv.proxy.media_types import answer_type
 from synctv.proxy.upstream import UpstreamClient, UpstreamError, UpstreamResponse, upstream_headers
@@ -119,6 +123,15 @@ class ResponsePump:
             self._drained = False
             self.request.write(data)
 
+    def _wait_writable(self) -> bool:
+        """Pause until the socket takes more (module docstring); False if the transport cannot say."""
+        transport = getattr(getattr(self.request, "channel", None), "transport", None)
+        if transport is None or not resume_when_writable(transport):
+            return False
+        self.paused = True
+        self._drained = False
+        return True
+
     def _lost(self) -> None:
         self.stopped = True
         abort(self.request)
@@ -146,6 +159,8 @@ class ResponsePump:
                 view = view[sent:]
                 if not view:
                     return
+                if self._wait_writable():
+                    continue
             chunk, view = view[:DIRECT_CHUNK], view[DIRECT_CHUNK:]
             self.write(bytes(chunk))
 
@@ -173,6 +188,8 @@ class ResponsePump:
                 count -= sent
                 if not count:
                     return
+                if sent and self._wait_writable():
+                    continue
             chunk = os.pread(fd, min(count, DIRECT_CHUNK), offset)
             if not chunk:
                 raise OSError(errno.EIO, "the slice file is shorter than its header says")
