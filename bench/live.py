@@ -1,6 +1,7 @@
 """Live fan-out: synctv HTTP-FLV beside nginx-rtmp, HLS start time, FLV time to first frame.
 
-``python -m bench live [--quick] [--viewers N] [--rounds R] [--no-peer] [--no-pin] [--baseline DIR]``
+``python -m bench live [--quick] [--viewers N] [--rounds R] [--measure S] [--flush-ms MS] [--no-peer]
+[--no-pin] [--baseline DIR]``
 (or ``main(argv)``; ``--baseline DIR``: also run a synctv from the source tree DIR, e.g.
 ``git archive <commit> | tar -x -C DIR``, as the side ``synctv-before``, in the same rounds):
 
@@ -125,19 +126,23 @@ def server_preexec(pinning: Pinning) -> Any:
 
 
 class Synctv:
-    def __init__(self, workdir: Path, pinning: Pinning, name: str = "synctv", source: str | None = None) -> None:
-        """``source``: a source tree to run the server from (PYTHONPATH), e.g. the code before a change."""
+    def __init__(self, workdir: Path, pinning: Pinning, name: str = "synctv", source: str | None = None,
+                 flush_ms: int | None = None) -> None:
+        """``source``: a source tree to run the server from (PYTHONPATH), e.g. the code before a change;
+        ``flush_ms``: ``[live] flush_ms`` (None: the default)."""
         self.http, self.rtmp = free_port(), free_port()
         workdir = workdir / name
         workdir.mkdir()
         data = workdir / "data"
+        config = workdir / "synctv.toml"
+        config.write_text("" if flush_ms is None else f"[live]\nflush_ms = {flush_ms}\n")
         self.log = open(workdir / "synctv.log", "wb")
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
         if source is not None:
             env["PYTHONPATH"] = str(Path(source).resolve())
         self.proc = subprocess.Popen([sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
-                                      "--pidfile", "", "synctv", "--data", str(data),
+                                      "--pidfile", "", "synctv", "--data", str(data), "--config", str(config),
                                       "--http", f"tcp:{self.http}:interface=127.0.0.1:backlog=1024",
                                       "--rtmp", f"tcp:{self.rtmp}:interface=127.0.0.1"],
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
@@ -306,7 +311,7 @@ def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     count = int(_option(argv, "--viewers", 20 if quick else 500))
     rounds = int(_option(argv, "--rounds", 1 if quick else 3))
-    warmup, measure = (3.0, 6.0) if quick else (8.0, 30.0)
+    warmup, measure = (3.0, 6.0) if quick else (8.0, float(_option(argv, "--measure", 30)))
     pinning = Pinning.split(enabled="--no-pin" not in argv)
     peer = "--no-peer" not in argv and shutil.which("nginx") is not None and Path(NGINX_MODULE).exists()
     if not shutil.which("ffmpeg"):
@@ -314,7 +319,8 @@ def main(argv: list[str]) -> int:
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="synctv-bench-live-"))
     status = 0
-    server = Synctv(workdir, pinning)
+    flush = _option(argv, "--flush-ms", None)
+    server = Synctv(workdir, pinning, flush_ms=None if flush is None else int(flush))
     baseline = _option(argv, "--baseline", None)
     before = Synctv(workdir, pinning, "synctv-before", baseline) if baseline else None
     nginx = Nginx(workdir, pinning) if peer else None
