@@ -14,7 +14,9 @@
    server's own processes from /proc: the load client's and the publisher's CPU are never in
    it), and its health: viewer gaps (a video timestamp jump > 500 ms or > 1 s without a frame),
    failed or ended viewers, the publisher falling behind real time (> 0.5 s), the load process
-   at its CPU bound (> 90% of a core). With two or more CPUs the servers run on the first and
+   at its CPU bound (> 90% of a core), the server's main thread waiting for a CPU more than half
+   the window (schedstat: the machine's other load set the pace). Besides CPU seconds per
+   viewer-minute, the server's CPU seconds per GB delivered (which dropped frames do not flatter). With two or more CPUs the servers run on the first and
    the publisher and load client on the others (``--no-pin``: not pinned); every process of
    the benchmark (servers, publisher, load client) runs at nice -10 (when allowed), so the
    machine's other load does not set the pace.
@@ -202,6 +204,7 @@ class Nginx:
 
 PUBLISHER_SLACK_S = 0.5  # a publisher further behind real time stalled
 LOAD_BOUND = 0.9  # a load process at 90% of a core may be what drops frames
+WAIT_BOUND = 0.5  # a server whose main thread waited for a CPU half the window measured other load
 
 
 def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, count: int,
@@ -236,7 +239,8 @@ def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, 
             "viewers": connected["viewers"], "gaps": done["gaps"], "failed": done["failed"],
             "ended_early": done["ended_early"], "frames": done["frames"], "publisher_behind_s": behind,
             "mbit_s_out": done["bytes"] * 8 / 1e6 / (warmup + measure), "load_cpu_share": (load1 - load0) / (t1 - t0),
-            "publisher_cpu_share": (pub1 - pub0) / (t1 - t0), "server_wait_share": starving.share(t1 - t0)}
+            "publisher_cpu_share": (pub1 - pub0) / (t1 - t0), "server_wait_share": starving.share(t1 - t0),
+            "bytes_measured": done["bytes"] * (t1 - t0) / (warmup + measure)}
 
 
 def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, view_url: str, count: int,
@@ -245,7 +249,9 @@ def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, 
     load = loadavg()
     got = fan_out(server_pids, publish_url, kind, view_url, count, warmup, measure, pinning)
     run = Run(side, 0, load=(max(load[0], loadavg()[0]), load[1], load[2]))
+    gb_out = got["bytes_measured"] / 1e9
     run.figures = {"cpu s per viewer-minute": got["cpu_per_viewer_minute"], "server cpu s": got["cpu_s"],
+                   "server cpu s per GB out": got["cpu_s"] / gb_out if gb_out else float("nan"),
                    "Mbit/s out": got["mbit_s_out"], "frames per viewer": got["frames"] / max(1, got["viewers"])}
     run.notes = {"load client cores": got["load_cpu_share"], "publisher cores": got["publisher_cpu_share"],
                  "publisher behind s": got["publisher_behind_s"], "server waited for a CPU": got["server_wait_share"]}
@@ -257,6 +263,9 @@ def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, 
         run.problems.append(f"{got['ended_early']} viewers ended early")
     if got["publisher_behind_s"] > PUBLISHER_SLACK_S:
         run.problems.append(f"the publisher fell {got['publisher_behind_s']:.2f} s behind real time")
+    if got["server_wait_share"] > WAIT_BOUND:
+        run.problems.append(f"the server waited for a CPU {got['server_wait_share']:.0%} of the window "
+                            "(the machine's other load set the pace)")
     if got["load_cpu_share"] > LOAD_BOUND:
         run.problems.append(f"the load client used {got['load_cpu_share']:.0%} of a core")
     return run
@@ -326,7 +335,7 @@ def main(argv: list[str]) -> int:
     nginx = Nginx(workdir, pinning) if peer else None
     print(f"live: {count} viewers per run, measured {measure:g} s after {warmup:g} s; {pinning.describe()}; "
           f"{rounds} healthy rounds wanted, sides alternate", flush=True)
-    keys = ["cpu s per viewer-minute", "server cpu s", "Mbit/s out", "frames per viewer"]
+    keys = ["cpu s per viewer-minute", "server cpu s per GB out", "server cpu s", "Mbit/s out", "frames per viewer"]
     try:
         hls_s = first_hls_segment(server)  # on a fresh server: no stream has made segments yet
         time.sleep(1.0)
@@ -369,7 +378,7 @@ def main(argv: list[str]) -> int:
     if before is not None:
         pairs.append(("synctv", "synctv-before"))
     for a, b in pairs:
-        for key in ("cpu s per viewer-minute", "Mbit/s out"):
+        for key in ("cpu s per viewer-minute", "server cpu s per GB out", "Mbit/s out"):
             for line in format_comparison(compare(results, key, a, b, need=rounds), a, b,
                                           4 if "cpu" in key else 0, "live: "):
                 print(line)
