@@ -12,7 +12,10 @@ not match its header is deleted at start; a payload whose length or CRC does not
 and is deleted when read. :meth:`FileSliceCache.open_slice` serves hits by ``sendfile``: it opens
 the file and checks its header in the read pool every time, and its CRC the first time this
 process serves it (a slice this process wrote is known good), so after that the payload goes from
-the page cache to the socket without passing through Python.
+the page cache to the socket without passing through Python. The ``OPEN_FILES`` most recently
+served slice files stay open (closed when their slice is replaced, evicted or purged), so a hot
+slice is served without a trip to the read pool; its recorded access time is then the one of its
+last open (the LRU order in memory is exact).
 
 Every file is written crash-safe: a unique ``*.tmp`` file in the same directory, ``fsync``,
 ``os.replace``, ``fsync`` of the directory (``sync_writes=False`` skips both fsyncs: after a
@@ -57,6 +60,7 @@ Runner = Callable[..., defer.Deferred[Any]]
 _MAGIC = b"SYNCTVS1"
 _HEADER = struct.Struct(">8s64sQQI")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+OPEN_FILES = 256  # slice files kept open for sendfile hits (the most recently served)
 
 
 def thread_runner(reactor: Any, threadpool: Any) -> Runner:
@@ -314,6 +318,7 @@ class FileSliceCache:
         self._by_resource: dict[str, set[str]] = {}
         self._validators: dict[str, Validators] = {}
         self._tails: dict[Hashable, defer.Deferred[None]] = {}
+        self._open: OrderedDict[str, int] = OrderedDict()  # digest -> fd of a checked slice file (LRU)
         self._last_stamp = 0
         self._bytes = 0
         self._hits = 0
@@ -411,8 +416,25 @@ class FileSliceCache:
 
     # -- index bookkeeping
 
+    def _close_open(self, digest: str) -> None:
+        fd = self._open.pop(digest, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _keep_open(self, digest: str, fd: int) -> None:
+        self._close_open(digest)
+        self._open[digest] = os.dup(fd)
+        while len(self._open) > OPEN_FILES:
+            os.close(self._open.popitem(last=False)[1])
+
+    def close_files(self) -> None:
+        """Close the slice files kept open (at shutdown)."""
+        while self._open:
+            os.close(self._open.popitem()[1])
+
     def _discard(self, digest: str, *, unlink: bool) -> defer.Deferred[None] | None:
         """Forget a slice (and its resource's validators if it was the last); maybe delete the file."""
+        self._close_open(digest)
         entry = self._index.pop(digest, None)
         if entry is None:
             return None
@@ -493,6 +515,11 @@ class FileSliceCache:
         if entry.pending is not None:
             self._hits += 1
             return defer.succeed(entry.pending)
+        kept = self._open.get(digest)
+        if kept is not None:  # checked before and still open: no trip to the read pool
+            self._open.move_to_end(digest)
+            self._hits += 1
+            return defer.succeed(SliceFile(os.dup(kept), _HEADER.size, entry.size))
         d = self._serial(digest, _open_slice, self._slice_path(digest), entry.resource, entry.size, self._stamp(),
                          not entry.verified)
 
@@ -505,6 +532,8 @@ class FileSliceCache:
                 return None
             self._hits += 1
             entry.verified = True
+            if self._index.get(digest) is entry and entry.pending is None:
+                self._keep_open(digest, found.fd)
             return found
 
         def failed(failure: Failure) -> None:
@@ -532,6 +561,7 @@ class FileSliceCache:
             return self._background(self._serial(digest, _unlink, self._slice_path(digest)))
         # Register the new slice with its resource first, so replacing a slice keeps the validators.
         self._by_resource.setdefault(key.resource, set()).add(digest)
+        self._close_open(digest)  # a file kept open holds the bytes being replaced
         old = self._index.pop(digest, None)
         if old is not None:
             self._bytes -= old.size

@@ -21,8 +21,8 @@ from synctv.proxy.access import MediaAccess
 from synctv.proxy.cache import MemorySliceCache, SliceCache
 from synctv.proxy.documents import serve_manifest, serve_webvtt
 from synctv.proxy.filecache import FileSliceCache, split_runner, thread_runner
-from synctv.proxy.proxy_urls import KIND_ITEM, ProxyGrant, ProxyLinks, extension, parse_index
 from synctv.proxy.media_types import mark_answer
+from synctv.proxy.proxy_urls import KIND_ITEM, ProxyGrant, ProxyLinks, extension, parse_index
 from synctv.proxy.relay import serve_playlist
 from synctv.proxy.service import SliceService
 from synctv.proxy.upstream import UpstreamClient
@@ -103,6 +103,9 @@ class MediaProxy(Service):
         idle = getattr(self.cache, "idle", None)
         if idle is not None:
             await idle()
+        close_files = getattr(self.cache, "close_files", None)
+        if close_files is not None:
+            close_files()
         for pool in self._threadpools:
             pool.stop()
 

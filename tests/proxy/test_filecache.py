@@ -332,7 +332,10 @@ def test_open_slice_gives_the_file_for_sendfile_and_checks_a_restarted_slice_onc
     assert resolved(again.open_slice(key(0))) is None  # CRC checked on the first open
     assert not path.exists()
     assert _payload(resolved(again.open_slice(key(1)))) == b"b" * 60
-    assert _payload(resolved(again.open_slice(key(1)))) == b"b" * 60  # header only from now on
+    assert _payload(resolved(again.open_slice(key(1)))) == b"b" * 60  # kept open from now on
+    resolved(again.put(key(1), b"B" * 60))  # a new version closes the file kept open
+    assert _payload(resolved(again.open_slice(key(1)))) == b"B" * 60
+    again.close_files()
     os.unlink(slice_path(tmp_path, key(1)))
-    assert resolved(again.open_slice(key(1))) is None
-    assert again.stats() == {"entries": 0, "bytes": 0, "hits": 2, "misses": 2, "evictions": 0}
+    assert resolved(again.open_slice(key(1))) is None  # vanished, and not kept open
+    assert again.stats() == {"entries": 0, "bytes": 0, "hits": 3, "misses": 2, "evictions": 0}
