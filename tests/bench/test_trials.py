@@ -10,8 +10,19 @@ import time
 import pytest
 
 from bench._trials import (
-    Pinning, Run, Spread, alternate, bound, compare, cpu_seconds, format_comparison, format_run, loadavg,
-    Starvation, process_tree, sched_times,
+    Pinning,
+    Run,
+    Spread,
+    Starvation,
+    alternate,
+    bound,
+    compare,
+    cpu_seconds,
+    format_comparison,
+    format_run,
+    loadavg,
+    process_tree,
+    sched_times,
 )
 
 
