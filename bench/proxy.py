@@ -54,6 +54,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -288,6 +289,10 @@ def throughput(port: int, path: str, size: int, clients: int, seconds: float,
 
 
 def _pin_load(pinning: Pinning | None) -> None:
+    # a worker forked from a process with its own SIGTERM handler (a Twisted reactor under
+    # pytest) must still die when the pool terminates it
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     run = (pinning or Pinning(None, None)).load_preexec(NICE)
     if run is not None:
         run()
