@@ -1,17 +1,31 @@
 """Live fan-out: synctv HTTP-FLV beside nginx-rtmp, HLS start time, FLV time to first frame.
 
-``python -m bench live [--quick]`` (or ``main(argv)``):
+``python -m bench live [--quick] [--viewers N] [--rounds R] [--measure S] [--flush-ms MS] [--no-peer]
+[--no-pin] [--baseline DIR]``
+(or ``main(argv)``; ``--baseline DIR``: also run a synctv from the source tree DIR, e.g.
+``git archive <commit> | tar -x -C DIR``, as the side ``synctv-before``, in the same rounds):
 
-1. synctv (the real ``twistd -n synctv`` process): one ffmpeg publisher (x264 veryfast, CBR
-   2 Mbit/s, 640x360 testsrc, AAC) and N HTTP-FLV viewers (N=500; quick: 20) in a separate load
-   process. Reported: the server's CPU seconds per viewer-minute over the measured window,
-   viewer gaps (a video timestamp jump > 500 ms or > 1 s without a frame), publisher stall
-   (ffmpeg falling behind real time), the time from the publisher's start to the first HLS
-   segment, and a new FLV viewer's time to first frame (the cached GOP's keyframe).
-2. nginx-rtmp (Debian's libnginx-mod-rtmp): the same publish, the same number of RTMP viewers;
-   CPU seconds per viewer-minute of its master and worker; then the ratio synctv/nginx.
+1. synctv (the real ``twistd -n synctv`` process) and nginx-rtmp (Debian's libnginx-mod-rtmp,
+   one worker) each get one ffmpeg publisher (x264 veryfast, CBR 2 Mbit/s, 640x360 testsrc, AAC)
+   and N viewers (N=500; quick: 20) in a separate load process: HTTP-FLV for synctv, RTMP for
+   nginx-rtmp. The two sides run alternately, the order swapped every round, until R rounds
+   (default 3; quick 1) were healthy on both sides (at most R + 2 rounds; ``bench/_trials.py``).
+2. Each run reports the server's CPU seconds per viewer-minute over the measured window (the
+   server's own processes from /proc: the load client's and the publisher's CPU are never in
+   it), and its health: viewer gaps (a video timestamp jump > 500 ms or > 1 s without a frame),
+   failed or ended viewers, the publisher falling behind real time (> 0.5 s), the load process
+   at its CPU bound (> 90% of a core), the server's main thread waiting for a CPU more than half
+   the window (schedstat: the machine's other load set the pace). Besides CPU seconds per
+   viewer-minute, the server's CPU seconds per GB delivered (which dropped frames do not flatter). With two or more CPUs the servers run on the first and
+   the publisher and load client on the others (``--no-pin``: not pinned); every process of
+   the benchmark (servers, publisher, load client) runs at nice -10 (when allowed), so the
+   machine's other load does not set the pace.
+3. Printed: every run with its load average, then per side the median (min-max) over healthy
+   runs and the median ratio synctv/nginx-rtmp over healthy rounds -- or the refusal, with why.
+4. Then, once: the time from a publisher's start to the first HLS segment, and a new FLV
+   viewer's time to first frame (the cached GOP's keyframe).
 
-Figures are printed as lines ``name: value``; the exit status is 0 unless something failed.
+Figures are printed as lines ``live: name: value``; the exit status is 0 unless something failed.
 """
 
 from __future__ import annotations
@@ -31,9 +45,21 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench._trials import (
+    Pinning,
+    Run,
+    Starvation,
+    alternate,
+    compare,
+    cpu_seconds,
+    format_comparison,
+    format_run,
+    loadavg,
+)
+from bench._trials import process_tree as children
+
 NGINX_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 ROOT = Path(__file__).resolve().parent.parent
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -42,37 +68,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / TICK
+LOAD_NICE = -10  # the publisher and the load client, so the machine's other load cannot make them late
+SERVER_NICE = -10  # both servers alike, for the same reason
 
 
-def children(pid: int) -> list[int]:
-    out = [pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
+def load_preexec(pinning: Pinning | None) -> Any:
+    """A ``preexec_fn`` for the publisher and the load client: the load CPUs, nice ``LOAD_NICE``."""
+    return (pinning or Pinning(None, None)).load_preexec(LOAD_NICE)
 
 
-def publisher(url: str, seconds: float) -> subprocess.Popen[str]:
+def publisher(url: str, seconds: float, pinning: Pinning | None = None) -> subprocess.Popen[str]:
     """ffmpeg pushing 2 Mbit/s CBR H.264 + AAC in real time; progress lines on stdout."""
     return subprocess.Popen([
         "ffmpeg", "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30",
         "-f", "lavfi", "-i", "sine=frequency=440", "-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p",
         "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-b:v", "2M", "-maxrate", "2M", "-minrate", "2M",
         "-bufsize", "1M", "-x264-params", "nal-hrd=cbr", "-c:a", "aac", "-b:a", "128k", "-progress", "pipe:1",
-        "-f", "flv", url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        "-f", "flv", url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        preexec_fn=load_preexec(pinning))
 
 
 def stall_s(proc: subprocess.Popen[str], started: float) -> float:
@@ -86,9 +99,10 @@ def stall_s(proc: subprocess.Popen[str], started: float) -> float:
     return max(0.0, (time.monotonic() - started) - out_us / 1e6 - 1.0)  # 1 s: process start
 
 
-def viewers(kind: str, url: str, count: int, seconds: float) -> subprocess.Popen[str]:
+def viewers(kind: str, url: str, count: int, seconds: float, pinning: Pinning | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "bench._live_clients", kind, url, str(count), str(seconds)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=load_preexec(pinning))
 
 
 def read_event(proc: subprocess.Popen[str]) -> dict[str, Any]:
@@ -108,16 +122,33 @@ def http_json(url: str, body: Any = None, token: str | None = None, method: str 
         return json.loads(resp.read())
 
 
+def server_preexec(pinning: Pinning) -> Any:
+    """A ``preexec_fn`` for a server: the server CPU, nice ``SERVER_NICE``."""
+    return pinning.server_preexec(SERVER_NICE)
+
+
 class Synctv:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, pinning: Pinning, name: str = "synctv", source: str | None = None,
+                 flush_ms: int | None = None) -> None:
+        """``source``: a source tree to run the server from (PYTHONPATH), e.g. the code before a change;
+        ``flush_ms``: ``[live] flush_ms`` (None: the default)."""
         self.http, self.rtmp = free_port(), free_port()
+        workdir = workdir / name
+        workdir.mkdir()
         data = workdir / "data"
+        config = workdir / "synctv.toml"
+        config.write_text("" if flush_ms is None else f"[live]\nflush_ms = {flush_ms}\n")
         self.log = open(workdir / "synctv.log", "wb")
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        if source is not None:
+            env["PYTHONPATH"] = str(Path(source).resolve())
         self.proc = subprocess.Popen([sys.executable, "-c", "from twisted.scripts.twistd import run; run()", "-n",
-                                      "--pidfile", "", "synctv", "--data", str(data),
-                                      "--http", f"tcp:{self.http}:interface=127.0.0.1",
+                                      "--pidfile", "", "synctv", "--data", str(data), "--config", str(config),
+                                      "--http", f"tcp:{self.http}:interface=127.0.0.1:backlog=1024",
                                       "--rtmp", f"tcp:{self.rtmp}:interface=127.0.0.1"],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
+                                     preexec_fn=server_preexec(pinning))
         self.base = f"http://127.0.0.1:{self.http}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -143,7 +174,7 @@ class Synctv:
 
 
 class Nginx:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, pinning: Pinning) -> None:
         self.port = free_port()
         conf = workdir / "nginx.conf"
         conf.write_text(
@@ -153,7 +184,8 @@ class Nginx:
             f"rtmp {{ server {{ listen 127.0.0.1:{self.port}; chunk_size 4096;\n"
             "  application live { live on; } } }\n")
         self.proc = subprocess.Popen(["nginx", "-p", str(workdir), "-c", str(conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=server_preexec(pinning))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as s:
@@ -170,28 +202,73 @@ class Nginx:
             self.proc.kill()
 
 
+PUBLISHER_SLACK_S = 0.5  # a publisher further behind real time stalled
+LOAD_BOUND = 0.9  # a load process at 90% of a core may be what drops frames
+WAIT_BOUND = 0.5  # a server whose main thread waited for a CPU half the window measured other load
+
+
 def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, count: int,
-            warmup: float, measure: float) -> dict[str, Any]:
+            warmup: float, measure: float, pinning: Pinning | None = None) -> dict[str, Any]:
     """Publish, connect ``count`` viewers, measure the server's CPU over ``measure`` seconds."""
     started = time.monotonic()
-    ffmpeg = publisher(publish_url, warmup + measure + 8)
-    time.sleep(2.0)
-    load = viewers(kind, view_url, count, warmup + measure)
-    connected = read_event(load)
-    time.sleep(warmup)
-    cpu0, t0, load0 = cpu_seconds(server_pids), time.monotonic(), cpu_seconds([load.pid])
-    time.sleep(measure)
-    cpu1, t1, load1 = cpu_seconds(server_pids), time.monotonic(), cpu_seconds([load.pid])
-    done = read_event(load)
-    load.wait()
-    ffmpeg.send_signal(signal.SIGINT)
-    behind = stall_s(ffmpeg, started)
+    ffmpeg = publisher(publish_url, warmup + measure + 8, pinning)
+    load = None
+    try:
+        time.sleep(2.0)
+        load = viewers(kind, view_url, count, warmup + measure, pinning)
+        connected = read_event(load)
+        time.sleep(warmup)
+        starving = Starvation(server_pids)
+        cpu0, t0, load0 = cpu_seconds(server_pids), time.monotonic(), cpu_seconds([load.pid])
+        pub0 = cpu_seconds([ffmpeg.pid])
+        time.sleep(measure)
+        cpu1, t1, load1 = cpu_seconds(server_pids), time.monotonic(), cpu_seconds([load.pid])
+        pub1 = cpu_seconds([ffmpeg.pid])
+        done = read_event(load)
+        load.wait()
+        ffmpeg.send_signal(signal.SIGINT)
+        behind = stall_s(ffmpeg, started)
+    finally:
+        for proc in (load, ffmpeg):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
     viewer_minutes = connected["viewers"] * (t1 - t0) / 60
     return {"cpu_s": cpu1 - cpu0, "viewer_minutes": viewer_minutes,
             "cpu_per_viewer_minute": (cpu1 - cpu0) / viewer_minutes if viewer_minutes else float("nan"),
             "viewers": connected["viewers"], "gaps": done["gaps"], "failed": done["failed"],
             "ended_early": done["ended_early"], "frames": done["frames"], "publisher_behind_s": behind,
-            "mbit_s_out": done["bytes"] * 8 / 1e6 / (warmup + measure), "load_cpu_share": (load1 - load0) / (t1 - t0)}
+            "mbit_s_out": done["bytes"] * 8 / 1e6 / (warmup + measure), "load_cpu_share": (load1 - load0) / (t1 - t0),
+            "publisher_cpu_share": (pub1 - pub0) / (t1 - t0), "server_wait_share": starving.share(t1 - t0),
+            "bytes_measured": done["bytes"] * (t1 - t0) / (warmup + measure)}
+
+
+def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, view_url: str, count: int,
+                warmup: float, measure: float, pinning: Pinning) -> Run:
+    """One run of :func:`fan_out` as a trial: its figures and what makes it unhealthy."""
+    load = loadavg()
+    got = fan_out(server_pids, publish_url, kind, view_url, count, warmup, measure, pinning)
+    run = Run(side, 0, load=(max(load[0], loadavg()[0]), load[1], load[2]))
+    gb_out = got["bytes_measured"] / 1e9
+    run.figures = {"cpu s per viewer-minute": got["cpu_per_viewer_minute"], "server cpu s": got["cpu_s"],
+                   "server cpu s per GB out": got["cpu_s"] / gb_out if gb_out else float("nan"),
+                   "Mbit/s out": got["mbit_s_out"], "frames per viewer": got["frames"] / max(1, got["viewers"])}
+    run.notes = {"load client cores": got["load_cpu_share"], "publisher cores": got["publisher_cpu_share"],
+                 "publisher behind s": got["publisher_behind_s"], "server waited for a CPU": got["server_wait_share"]}
+    if got["viewers"] < count or got["failed"]:
+        run.problems.append(f"{got['viewers']} of {count} viewers connected, {got['failed']} failed")
+    if got["gaps"]:
+        run.problems.append(f"{got['gaps']} viewer gaps")
+    if got["ended_early"]:
+        run.problems.append(f"{got['ended_early']} viewers ended early")
+    if got["publisher_behind_s"] > PUBLISHER_SLACK_S:
+        run.problems.append(f"the publisher fell {got['publisher_behind_s']:.2f} s behind real time")
+    if got["server_wait_share"] > WAIT_BOUND:
+        run.problems.append(f"the server waited for a CPU {got['server_wait_share']:.0%} of the window "
+                            "(the machine's other load set the pace)")
+    if got["load_cpu_share"] > LOAD_BOUND:
+        run.problems.append(f"the load client used {got['load_cpu_share']:.0%} of a core")
+    return run
 
 
 def first_hls_segment(server: Synctv) -> float:
@@ -241,19 +318,38 @@ def first_frame_ms(url: str, samples: int) -> list[float]:
 
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
-    count = 20 if quick else 500
-    warmup, measure = (3.0, 6.0) if quick else (8.0, 30.0)
+    count = int(_option(argv, "--viewers", 20 if quick else 500))
+    rounds = int(_option(argv, "--rounds", 1 if quick else 3))
+    warmup, measure = (3.0, 6.0) if quick else (8.0, float(_option(argv, "--measure", 30)))
+    pinning = Pinning.split(enabled="--no-pin" not in argv)
+    peer = "--no-peer" not in argv and shutil.which("nginx") is not None and Path(NGINX_MODULE).exists()
     if not shutil.which("ffmpeg"):
         print("live: skipped (no ffmpeg)")
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="synctv-bench-live-"))
     status = 0
-    server = Synctv(workdir)
+    flush = _option(argv, "--flush-ms", None)
+    server = Synctv(workdir, pinning, flush_ms=None if flush is None else int(flush))
+    baseline = _option(argv, "--baseline", None)
+    before = Synctv(workdir, pinning, "synctv-before", baseline) if baseline else None
+    nginx = Nginx(workdir, pinning) if peer else None
+    print(f"live: {count} viewers per run, measured {measure:g} s after {warmup:g} s; {pinning.describe()}; "
+          f"{rounds} healthy rounds wanted, sides alternate", flush=True)
+    keys = ["cpu s per viewer-minute", "server cpu s per GB out", "server cpu s", "Mbit/s out", "frames per viewer"]
     try:
-        hls_s = first_hls_segment(server)
+        hls_s = first_hls_segment(server)  # on a fresh server: no stream has made segments yet
         time.sleep(1.0)
-        ours = fan_out(children(server.proc.pid), server.publish_url, "flv", server.urls["flv"], count,
-                       warmup, measure)
+        sides = {"synctv": lambda r: fan_out_run("synctv", children(server.proc.pid), server.publish_url, "flv",
+                                                 server.urls["flv"], count, warmup, measure, pinning)}
+        if before is not None:
+            sides["synctv-before"] = lambda r: fan_out_run(
+                "synctv-before", children(before.proc.pid), before.publish_url, "flv", before.urls["flv"], count,
+                warmup, measure, pinning)
+        if nginx is not None:
+            sides["nginx-rtmp"] = lambda r: fan_out_run("nginx-rtmp", children(nginx.proc.pid), nginx.publish_url,
+                                                        "rtmp", nginx.publish_url, count, warmup, measure, pinning)
+        results = alternate(sides, rounds=rounds, max_rounds=rounds + 2,
+                            report=lambda run: print("live: " + format_run(run, keys, 4), flush=True))
         ffmpeg = publisher(server.publish_url, 20)
         time.sleep(4.0)
         frames = first_frame_ms(server.urls["flv"], 5 if quick else 20)
@@ -261,36 +357,39 @@ def main(argv: list[str]) -> int:
         ffmpeg.wait()
     finally:
         server.stop()
-    print(f"live: viewers: {ours['viewers']} (HTTP-FLV; measured {measure:g} s after {warmup:g} s)")
-    print(f"live: synctv cpu per viewer-minute: {ours['cpu_per_viewer_minute']:.4f} s "
-          f"({ours['cpu_s']:.2f} cpu s, {ours['mbit_s_out']:.0f} Mbit/s out)")
-    print(f"live: synctv viewer gaps: {ours['gaps']}, failed: {ours['failed']}, ended early: {ours['ended_early']}, "
-          f"frames per viewer: {ours['frames'] / max(1, ours['viewers']):.0f}")
-    print(f"live: synctv publisher behind real time: {ours['publisher_behind_s']:.2f} s "
-          f"(load generator used {ours['load_cpu_share']:.0%} of a core)")
+        if before is not None:
+            before.stop()
+        if nginx is not None:
+            nginx.stop()
+    ours = [r["synctv"] for r in results if r["synctv"].healthy]
+    if ours:
+        cpu = statistics.median(r.figures["cpu s per viewer-minute"] for r in ours)
+        print(f"live: synctv cpu per viewer-minute: {cpu:.4f} s (median of {len(ours)} healthy runs)")
+    unhealthy = [r["synctv"] for r in results if not r["synctv"].healthy]
+    for run in unhealthy:
+        print(f"live: synctv round {run.round + 1} unhealthy: {'; '.join(run.problems)}")
+    print(f"live: synctv healthy runs: {len(ours)} of {len(results)}")
     print(f"live: publish start to first HLS segment: {hls_s:.2f} s")
     print(f"live: new FLV viewer time to first frame: median {statistics.median(frames):.1f} ms, "
           f"max {max(frames):.1f} ms")
-    if ours["failed"] or ours["viewers"] < count:
+    if not ours:
         status = 1
-    if shutil.which("nginx") and Path(NGINX_MODULE).exists():
-        nginx = Nginx(workdir)
-        try:
-            theirs = fan_out(children(nginx.proc.pid), nginx.publish_url, "rtmp", nginx.publish_url, count,
-                             warmup, measure)
-        finally:
-            nginx.stop()
-        print(f"live: nginx-rtmp cpu per viewer-minute: {theirs['cpu_per_viewer_minute']:.4f} s "
-              f"({theirs['cpu_s']:.2f} cpu s, {theirs['mbit_s_out']:.0f} Mbit/s out, RTMP viewers)")
-        print(f"live: nginx-rtmp viewer gaps: {theirs['gaps']}, failed: {theirs['failed']}, "
-              f"frames per viewer: {theirs['frames'] / max(1, theirs['viewers']):.0f}, publisher behind: {theirs['publisher_behind_s']:.2f} s "
-              f"(load generator used {theirs['load_cpu_share']:.0%} of a core)")
-        ratio = ours["cpu_per_viewer_minute"] / theirs["cpu_per_viewer_minute"] if theirs["cpu_s"] else float("nan")
-        print(f"live: cpu ratio synctv/nginx-rtmp: {ratio:.2f}")
-    else:
-        print("live: nginx-rtmp: skipped (nginx or ngx_rtmp_module.so missing)")
+    pairs = [(a, "nginx-rtmp") for a in ("synctv", "synctv-before") if nginx is not None and a in results[0]]
+    if before is not None:
+        pairs.append(("synctv", "synctv-before"))
+    for a, b in pairs:
+        for key in ("cpu s per viewer-minute", "server cpu s per GB out", "Mbit/s out"):
+            for line in format_comparison(compare(results, key, a, b, need=rounds), a, b,
+                                          4 if "cpu" in key else 0, "live: "):
+                print(line)
+    if nginx is None:
+        print("live: nginx-rtmp: skipped (nginx or ngx_rtmp_module.so missing, or --no-peer)")
     shutil.rmtree(workdir, ignore_errors=True)
     return status
+
+
+def _option(argv: list[str], name: str, default: Any) -> Any:
+    return argv[argv.index(name) + 1] if name in argv else default
 
 
 if __name__ == "__main__":

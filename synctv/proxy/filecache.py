@@ -9,7 +9,13 @@ The slice header (``>8s64sQQI``) holds a magic, the resource key, the slice inde
 length and its CRC-32. It is what lets a restarted cache know which resource each slice belongs to
 (for ``purge_resource``) and tell whole files from partial or corrupt ones: a file whose size does
 not match its header is deleted at start; a payload whose length or CRC does not match is a miss
-and is deleted when read.
+and is deleted when read. :meth:`FileSliceCache.open_slice` serves hits by ``sendfile``: it opens
+the file and checks its header in the read pool every time, and its CRC the first time this
+process serves it (a slice this process wrote is known good), so after that the payload goes from
+the page cache to the socket without passing through Python. The ``OPEN_FILES`` most recently
+served slice files stay open (closed when their slice is replaced, evicted or purged), so a hot
+slice is served without a trip to the read pool; its recorded access time is then the one of its
+last open (the LRU order in memory is exact).
 
 Every file is written crash-safe: a unique ``*.tmp`` file in the same directory, ``fsync``,
 ``os.replace``, ``fsync`` of the directory (``sync_writes=False`` skips both fsyncs: after a
@@ -54,6 +60,7 @@ Runner = Callable[..., defer.Deferred[Any]]
 _MAGIC = b"SYNCTVS1"
 _HEADER = struct.Struct(">8s64sQQI")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+OPEN_FILES = 256  # slice files kept open for sendfile hits (the most recently served)
 
 
 def thread_runner(reactor: Any, threadpool: Any) -> Runner:
@@ -145,6 +152,49 @@ def _read_slice(path: str, resource: str, size: int, stamp_ns: int) -> bytes | N
     return payload
 
 
+@attrs.define
+class SliceFile:
+    """An open slice file for ``sendfile``: the payload is ``length`` bytes at ``offset`` of ``fd``.
+    The caller closes it."""
+
+    fd: int
+    offset: int
+    length: int
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _open_slice(path: str, resource: str, size: int, stamp_ns: int, verify: bool) -> SliceFile | None:
+    """The slice file opened, when its header (and, if ``verify``, its CRC) matches; else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        if os.fstat(fd).st_size != _HEADER.size + size:
+            os.close(fd)
+            return None
+        raw = os.pread(fd, _HEADER.size + size if verify else _HEADER.size, 0)
+        magic, res, _index, length, crc = _HEADER.unpack_from(raw) if len(raw) >= _HEADER.size else (b"",) * 5
+        if magic != _MAGIC or res != resource.encode("ascii") or length != size or (
+                verify and zlib.crc32(memoryview(raw)[_HEADER.size:]) != crc):
+            os.close(fd)
+            return None
+        if hasattr(os, "posix_fadvise"):  # start reading it into the page cache, off the reactor
+            os.posix_fadvise(fd, _HEADER.size, size, os.POSIX_FADV_WILLNEED)
+        try:
+            os.utime(path, ns=(stamp_ns, stamp_ns))
+        except OSError:
+            pass
+        return SliceFile(fd, _HEADER.size, size)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)
@@ -226,13 +276,14 @@ def _scan_slice(item: os.DirEntry[str]) -> _ScannedSlice | None:
 
 
 class _Entry:
-    __slots__ = ("index", "pending", "resource", "size")
+    __slots__ = ("index", "pending", "resource", "size", "verified")
 
     def __init__(self, resource: str, index: int, size: int, pending: bytes | None) -> None:
         self.resource = resource
         self.index = index
         self.size = size
         self.pending = pending  # the bytes while the file is being written
+        self.verified = False  # written by this process, or its CRC checked once since the start
 
 
 def _check_hex(value: str, what: str) -> None:
@@ -267,6 +318,7 @@ class FileSliceCache:
         self._by_resource: dict[str, set[str]] = {}
         self._validators: dict[str, Validators] = {}
         self._tails: dict[Hashable, defer.Deferred[None]] = {}
+        self._open: OrderedDict[str, int] = OrderedDict()  # digest -> fd of a checked slice file (LRU)
         self._last_stamp = 0
         self._bytes = 0
         self._hits = 0
@@ -364,8 +416,25 @@ class FileSliceCache:
 
     # -- index bookkeeping
 
+    def _close_open(self, digest: str) -> None:
+        fd = self._open.pop(digest, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _keep_open(self, digest: str, fd: int) -> None:
+        self._close_open(digest)
+        self._open[digest] = os.dup(fd)
+        while len(self._open) > OPEN_FILES:
+            os.close(self._open.popitem(last=False)[1])
+
+    def close_files(self) -> None:
+        """Close the slice files kept open (at shutdown)."""
+        while self._open:
+            os.close(self._open.popitem()[1])
+
     def _discard(self, digest: str, *, unlink: bool) -> defer.Deferred[None] | None:
         """Forget a slice (and its resource's validators if it was the last); maybe delete the file."""
+        self._close_open(digest)
         entry = self._index.pop(digest, None)
         if entry is None:
             return None
@@ -433,6 +502,49 @@ class FileSliceCache:
 
         return d.addCallbacks(read, failed)
 
+    def open_slice(self, key: SliceKey) -> defer.Deferred[SliceFile | bytes | None]:
+        """Like :meth:`get`, for ``sendfile``: the slice's file, opened and checked in the read pool
+        (its header always; its CRC the first time this process serves it), or the bytes while the
+        file is being written, or None (a miss). The caller closes the file."""
+        entry = self._index.get(key.digest)
+        if entry is None:
+            self._misses += 1
+            return defer.succeed(None)
+        digest = key.digest
+        self._index.move_to_end(digest)
+        if entry.pending is not None:
+            self._hits += 1
+            return defer.succeed(entry.pending)
+        kept = self._open.get(digest)
+        if kept is not None:  # checked before and still open: no trip to the read pool
+            self._open.move_to_end(digest)
+            self._hits += 1
+            return defer.succeed(SliceFile(os.dup(kept), _HEADER.size, entry.size))
+        d = self._serial(digest, _open_slice, self._slice_path(digest), entry.resource, entry.size, self._stamp(),
+                         not entry.verified)
+
+        def opened(found: SliceFile | None) -> SliceFile | None:
+            if found is None:
+                self._misses += 1
+                if self._index.get(digest) is entry:
+                    log.warn("dropping a missing or corrupt cache slice {digest}", digest=digest)
+                    self._discard(digest, unlink=True)
+                return None
+            self._hits += 1
+            entry.verified = True
+            if self._index.get(digest) is entry and entry.pending is None:
+                self._keep_open(digest, found.fd)
+            return found
+
+        def failed(failure: Failure) -> None:
+            log.failure("opening cache slice {digest} failed", failure, digest=digest)
+            self._misses += 1
+            if self._index.get(digest) is entry:
+                self._discard(digest, unlink=True)
+            return None
+
+        return d.addCallbacks(opened, failed)
+
     def contains(self, key: SliceKey) -> bool:
         return key.digest in self._index
 
@@ -449,6 +561,7 @@ class FileSliceCache:
             return self._background(self._serial(digest, _unlink, self._slice_path(digest)))
         # Register the new slice with its resource first, so replacing a slice keeps the validators.
         self._by_resource.setdefault(key.resource, set()).add(digest)
+        self._close_open(digest)  # a file kept open holds the bytes being replaced
         old = self._index.pop(digest, None)
         if old is not None:
             self._bytes -= old.size
@@ -464,6 +577,7 @@ class FileSliceCache:
 
         def written(_: object) -> None:
             entry.pending = None
+            entry.verified = True
 
         def failed(failure: Failure) -> None:
             log.failure("writing cache slice {digest} failed", failure, digest=digest)

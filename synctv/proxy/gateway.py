@@ -103,6 +103,9 @@ class MediaProxy(Service):
         idle = getattr(self.cache, "idle", None)
         if idle is not None:
             await idle()
+        close_files = getattr(self.cache, "close_files", None)
+        if close_files is not None:
+            close_files()
         for pool in self._threadpools:
             pool.stop()
 

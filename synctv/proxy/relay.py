@@ -4,6 +4,18 @@
 client's transport pauses and resumes it, and it pauses and resumes the upstream body it relays
 (pass-through) or tells the slice loop to wait before the next slice (``writable``).
 
+Sending cached bytes (:meth:`ResponsePump.send` and :meth:`ResponsePump.sendfile`): on a plain
+TCP connection (not TLS, not HTTP/2) the body goes straight to the socket -- ``send()`` of a
+memoryview, or ``os.sendfile`` from a slice file -- whenever the transport's own buffer is empty,
+which is exactly when the transport resumes this producer. When the socket's buffer is full, the
+pump pauses and asks the transport to resume it once the socket is writable
+(``synctv.compat.twisted.resume_when_writable``: the reactor's EPOLLOUT, no byte through
+Twisted's buffer), or, where that is not possible, writes the next ``DIRECT_CHUNK`` bytes through
+the transport, which pauses the pump (the chunk is over its buffer mark) and resumes it when the
+socket drained. Either way the reactor says when to write, a slow client holds at most one chunk
+in the server, and bytes never overtake the headers or each other. Elsewhere the bytes go through
+``request.write`` as before.
+
 Pass-through is for upstreams that do not honour ``Range``: their answer is relayed as it is
 (status, length and the entity headers; the type only as ``synctv.proxy.media_types`` admits it),
 streamed, never cached, marked ``X-Cache: BYPASS``.
@@ -13,13 +25,17 @@ signed proxy URL, and answered with ``Cache-Control: no-store`` (live playlists 
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 from collections.abc import Callable
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPushProducer, ISSLTransport, ITCPTransport
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
+from synctv.compat.twisted import resume_when_writable
 from synctv.proxy.m3u8 import rewrite_playlist
 from synctv.proxy.media_types import answer_type
 from synctv.proxy.upstream import UpstreamClient, UpstreamError, UpstreamResponse, upstream_headers
@@ -27,6 +43,19 @@ from synctv.proxy.upstream import UpstreamClient, UpstreamError, UpstreamRespons
 MAX_PLAYLIST_BYTES = 8 << 20
 PLAYLIST_TYPE = b"application/vnd.apple.mpegurl"
 _PASSED_HEADERS = ("content-range", "accept-ranges", "etag", "last-modified")
+DIRECT_CHUNK = 256 * 1024  # through the transport when the socket is full: over its 64 KiB mark
+
+
+def direct_socket(request: IRequest) -> socket.socket | None:
+    """The connection's socket when the body may be written to it directly (plain TCP), else None."""
+    transport = getattr(getattr(request, "channel", None), "transport", None)
+    if transport is None or not ITCPTransport.providedBy(transport) or ISSLTransport.providedBy(transport):
+        return None
+    try:
+        handle = transport.getHandle()
+    except Exception:
+        return None
+    return handle if isinstance(handle, socket.socket) else None
 
 
 def header(request: IRequest, name: bytes) -> str | None:
@@ -57,11 +86,19 @@ class ResponsePump:
         self._waiters: list[defer.Deferred[None]] = []
         self._upstream: UpstreamResponse | None = None
         self._registered = False
+        self._socket: socket.socket | None = None
+        self._drained = False  # the transport's buffer is empty (it resumed us and nothing was written since)
+
+    @property
+    def direct(self) -> bool:
+        """Whether bodies go straight to the socket (module docstring); known after :meth:`start`."""
+        return self._socket is not None
 
     def start(self) -> None:
         transport = getattr(getattr(self.request, "channel", None), "transport", None)
         if transport is not None and hasattr(transport, "setTcpNoDelay"):
             transport.setTcpNoDelay(True)  # the tail of a body is not held back waiting for an ACK
+        self._socket = direct_socket(self.request)
         if not self._registered:
             self.request.registerProducer(self, True)
             self._registered = True
@@ -83,7 +120,82 @@ class ResponsePump:
     def write(self, data: bytes) -> None:
         if not self.stopped and data:
             self.written += len(data)
+            self._drained = False
             self.request.write(data)
+
+    def _wait_writable(self) -> bool:
+        """Pause until the socket takes more (module docstring); False if the transport cannot say."""
+        transport = getattr(getattr(self.request, "channel", None), "transport", None)
+        if transport is None or not resume_when_writable(transport):
+            return False
+        self.paused = True
+        self._drained = False
+        return True
+
+    def _lost(self) -> None:
+        self.stopped = True
+        abort(self.request)
+
+    async def send(self, data: bytes | memoryview) -> None:
+        """Write all of ``data`` (module docstring), waiting while the client does not take more."""
+        view = memoryview(data)
+        if self._socket is None:
+            self.write(data if isinstance(data, bytes) else bytes(view))
+            return
+        sock = self._socket
+        while view and not self.stopped:
+            await self.writable()
+            if self.stopped:
+                return
+            if self._drained:
+                try:
+                    sent = sock.send(view)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    self._lost()
+                    return
+                self.written += sent
+                view = view[sent:]
+                if not view:
+                    return
+                if self._wait_writable():
+                    continue
+            chunk, view = view[:DIRECT_CHUNK], view[DIRECT_CHUNK:]
+            self.write(bytes(chunk))
+
+    async def sendfile(self, fd: int, offset: int, count: int) -> None:
+        """Write ``count`` bytes of the open file ``fd`` from ``offset`` (module docstring; only when
+        :attr:`direct`). ``OSError`` if the file holds fewer bytes."""
+        assert self._socket is not None
+        out = self._socket.fileno()
+        while count and not self.stopped:
+            await self.writable()
+            if self.stopped:
+                return
+            if self._drained:
+                try:
+                    sent = os.sendfile(out, fd, offset, count)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as e:
+                    if e.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF):
+                        self._lost()
+                        return
+                    raise
+                self.written += sent
+                offset += sent
+                count -= sent
+                if not count:
+                    return
+                if sent and self._wait_writable():
+                    continue
+            chunk = os.pread(fd, min(count, DIRECT_CHUNK), offset)
+            if not chunk:
+                raise OSError(errno.EIO, "the slice file is shorter than its header says")
+            offset += len(chunk)
+            count -= len(chunk)
+            self.write(chunk)
 
     def writable(self) -> defer.Deferred[None]:
         """Fires when the client's transport takes more (at once when it is not paused)."""
@@ -105,11 +217,14 @@ class ResponsePump:
 
     def pauseProducing(self) -> None:
         self.paused = True
+        self._drained = False
         if self._upstream is not None:
             self._upstream.pause()
 
     def resumeProducing(self) -> None:
+        # The transport resumes its producer only once its buffer is empty.
         self.paused = False
+        self._drained = True
         if self._upstream is not None:
             self._upstream.resume()
         self._wake()

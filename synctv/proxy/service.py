@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from synctv.proxy.cache import Collapser, SliceCache, Validators, validators_match
+from synctv.proxy.filecache import SliceFile
 from synctv.proxy.flights import Holds, SliceFlight, SliceHead
 from synctv.proxy.media_types import answer_type
 from synctv.proxy.ranges import (
@@ -114,6 +115,11 @@ class _Plan:
     pieces: list[SlicePiece]
     keys: list[SliceKey]
     hit: bool
+
+
+def _close_file(found: Any) -> None:
+    if isinstance(found, SliceFile):
+        found.close()
 
 
 def _validators(response: UpstreamResponse, total: int) -> Validators:
@@ -292,36 +298,50 @@ class SliceService:
             return
         pump.start()
         sources: dict[int, Any] = {}
+        open_slice = getattr(self.cache, "open_slice", None) if pump.direct else None
 
         def source(i: int) -> Any:
             key = plan.keys[i]
             if self.cache.contains(key):
-                return self.cache.get(key)
+                return open_slice(key) if open_slice is not None else self.cache.get(key)
             return self._flight(upstream, resource, plan.pieces[i].index, holds)
 
-        for i, piece in enumerate(plan.pieces):
-            src = sources.pop(i) if i in sources else source(i)
-            # read one slice ahead from the cache; fetch up to READ_AHEAD missing slices meanwhile
-            for j in range(i + 1, min(i + 1 + READ_AHEAD, len(plan.pieces))):
-                if j not in sources:
-                    if j > i + 1 and self.cache.contains(plan.keys[j]):
-                        break
-                    sources[j] = source(j)
-            await pump.writable()
-            if isinstance(src, defer.Deferred):
-                data = await src
-                src = None
-                if data is not None and len(data) == piece.length:
-                    pump.write(data if piece.wanted_length == len(data) else data[piece.cut_start:piece.cut_end])
-                    continue
-                src = self._flight(upstream, resource, piece.index, holds)
-            head: SliceHead = await src.head.wait()
-            if head.total != plan.total or not validators_match(plan.validators, head.validators):
-                if not request.startedWriting:
-                    raise _Replan()
-                raise UpstreamError("the upstream resource changed while it was being sent")
-            await src.read(piece.cut_start, piece.cut_end, pump.write)
-            holds.drop(src)
+        try:
+            for i, piece in enumerate(plan.pieces):
+                src = sources.pop(i) if i in sources else source(i)
+                # read one slice ahead from the cache; fetch up to READ_AHEAD missing slices meanwhile
+                for j in range(i + 1, min(i + 1 + READ_AHEAD, len(plan.pieces))):
+                    if j not in sources:
+                        if j > i + 1 and self.cache.contains(plan.keys[j]):
+                            break
+                        sources[j] = source(j)
+                await pump.writable()
+                if isinstance(src, defer.Deferred):
+                    data = await src
+                    src = None
+                    if isinstance(data, SliceFile):
+                        try:
+                            if data.length == piece.length:
+                                await pump.sendfile(data.fd, data.offset + piece.cut_start, piece.wanted_length)
+                                continue
+                        finally:
+                            data.close()
+                    elif data is not None and len(data) == piece.length:
+                        await pump.send(data if piece.wanted_length == len(data)
+                                        else memoryview(data)[piece.cut_start:piece.cut_end])
+                        continue
+                    src = self._flight(upstream, resource, piece.index, holds)
+                head: SliceHead = await src.head.wait()
+                if head.total != plan.total or not validators_match(plan.validators, head.validators):
+                    if not request.startedWriting:
+                        raise _Replan()
+                    raise UpstreamError("the upstream resource changed while it was being sent")
+                await src.read(piece.cut_start, piece.cut_end, pump.write)
+                holds.drop(src)
+        finally:
+            for pending in sources.values():  # slice files opened ahead and never sent
+                if isinstance(pending, defer.Deferred):
+                    pending.addCallback(_close_file)
 
     # -- upstream fetches -------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bench import live
@@ -14,11 +16,18 @@ pytestmark = [
 
 
 def test_live_benchmark_quick_mode(capsys: pytest.CaptureFixture[str]) -> None:
-    """The quick run serves every viewer without a gap or a publisher stall and prints each figure."""
+    """The quick run has a healthy synctv run (no gap, no failure, no publisher stall) and prints
+    each figure, every run with its load average, and the comparison with nginx-rtmp: a ratio, or
+    its refusal saying why."""
     assert live.main(["--quick"]) == 0
     out = capsys.readouterr().out
     for figure in ("synctv cpu per viewer-minute", "publish start to first HLS segment",
-                   "new FLV viewer time to first frame", "synctv viewer gaps: 0, failed: 0"):
+                   "new FLV viewer time to first frame", "load average"):
         assert figure in out, out
+    healthy = [line for line in out.splitlines() if line.startswith("live: round") and "synctv:" in line
+               and line.endswith("; healthy")]
+    assert healthy, out
     if have_tools("nginx-rtmp"):  # the peer the benchmark compares with
-        assert "cpu ratio synctv/nginx-rtmp" in out, out
+        line = next(line for line in out.splitlines() if line.startswith("live: cpu s per viewer-minute:"))
+        assert "ratio synctv/nginx-rtmp" in line, out
+        assert ("REFUSED (" in line) != bool(re.search(r"ratio synctv/nginx-rtmp \d+\.\d+ \(", line)), line

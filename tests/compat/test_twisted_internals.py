@@ -13,7 +13,7 @@ from twisted.internet import defer, protocol, tcp
 from twisted.web import client, resource, server
 from twisted.web._newclient import HEADER, STATUS, HTTP11ClientProtocol
 
-from synctv.compat.twisted import cap_response_headers, request_line, write_buffer_empty
+from synctv.compat.twisted import cap_response_headers, request_line, resume_when_writable, write_buffer_empty
 
 
 def _reactor() -> Any:
@@ -51,6 +51,59 @@ def test_write_buffer_empty_follows_what_write_queues_and_the_reactor_sends() ->
                 break
             yield _later(reactor, 0.01)
         assert write_buffer_empty(transport)
+        client_side.transport.loseConnection()
+        transport.loseConnection()
+    finally:
+        yield port.stopListening()
+
+
+class Resumed:
+    """A streaming producer that counts resumes."""
+
+    def __init__(self) -> None:
+        self.resumed = 0
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        self.resumed += 1
+
+    def stopProducing(self) -> None:
+        pass
+
+
+@pytest_twisted.inlineCallbacks
+def test_resume_when_writable_resumes_the_producer_once_the_socket_takes_bytes() -> None:
+    reactor = _reactor()
+    factory = protocol.Factory.forProtocol(Held)
+    factory.connected = defer.Deferred()
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    try:
+        client_side = yield protocol.ClientCreator(reactor, protocol.Protocol).connectTCP(
+            "127.0.0.1", port.getHost().port)
+        held = yield factory.connected
+        transport = held.transport
+        producer = Resumed()
+        assert not resume_when_writable(transport)  # no producer
+        transport.registerProducer(producer, True)
+        transport.write(b"queued")
+        assert not resume_when_writable(transport)  # bytes queued: the transport resumes on its own
+        for _ in range(100):
+            if write_buffer_empty(transport):
+                break
+            yield _later(reactor, 0.01)
+        before = producer.resumed
+        assert resume_when_writable(transport)
+        assert transport.producerPaused
+        for _ in range(100):
+            if producer.resumed > before:
+                break
+            yield _later(reactor, 0.01)
+        assert producer.resumed == before + 1 and not transport.producerPaused
+        yield _later(reactor, 0.05)
+        assert producer.resumed == before + 1  # once: the transport stopped asking for writability
+        transport.unregisterProducer()
         client_side.transport.loseConnection()
         transport.loseConnection()
     finally:

@@ -298,3 +298,44 @@ def test_thread_runner_keeps_file_work_in_a_threadpool(tmp_path: Path) -> Any:
         assert threads_used and threading.current_thread().name not in threads_used
     finally:
         pool.stop()
+
+
+def _payload(found: Any) -> bytes:
+    try:
+        return os.pread(found.fd, found.length, found.offset)
+    finally:
+        found.close()
+
+
+def test_open_slice_gives_the_file_for_sendfile_and_checks_a_restarted_slice_once(tmp_path: Path) -> None:
+    """open_slice: the bytes while a write is pending, then the open file (payload at its offset);
+    after a restart the first open checks the CRC (a corrupt payload is a miss and is deleted), a
+    good one is then opened on its header alone; a vanished file is a miss."""
+    runner = ManualRunner()
+    cache = open_cache(tmp_path, runner=inline_runner)
+    resolved(cache.put(key(0), b"a" * 100))
+    resolved(cache.put(key(1), b"b" * 60))
+    assert _payload(resolved(cache.open_slice(key(0)))) == b"a" * 100
+    opening = FileSliceCache.open(tmp_path / "other", 10_000, runner, clock=FixedClock())
+    runner.run_all()
+    pending = resolved(opening)
+    runner_d = pending.put(key(2), b"c" * 100)
+    assert resolved(pending.open_slice(key(2))) == b"c" * 100  # still being written: from memory
+    runner.run_all()
+    resolved(runner_d)
+
+    again = open_cache(tmp_path)
+    path = slice_path(tmp_path, key(0))
+    raw = bytearray(path.read_bytes())
+    raw[HEADER_SIZE + 5] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    assert resolved(again.open_slice(key(0))) is None  # CRC checked on the first open
+    assert not path.exists()
+    assert _payload(resolved(again.open_slice(key(1)))) == b"b" * 60
+    assert _payload(resolved(again.open_slice(key(1)))) == b"b" * 60  # kept open from now on
+    resolved(again.put(key(1), b"B" * 60))  # a new version closes the file kept open
+    assert _payload(resolved(again.open_slice(key(1)))) == b"B" * 60
+    again.close_files()
+    os.unlink(slice_path(tmp_path, key(1)))
+    assert resolved(again.open_slice(key(1))) is None  # vanished, and not kept open
+    assert again.stats() == {"entries": 0, "bytes": 0, "hits": 3, "misses": 2, "evictions": 0}
