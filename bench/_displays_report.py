@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from bench._sync_figures import SETTLE_S, Figures
+from bench._sync_figures import LEVEL_S, SETTLE_S, Figures
 
 GOALS = {"clock_p95_ms": 5.0, "frame_p99_ms": 17.0, "agreement": 0.95}
 
@@ -51,8 +51,12 @@ def print_dump(figures: Figures) -> None:
         print(
             f"{i:>4} {p.skew_ms:>+7.0f}  frame p5 {_ms(p5):>6}  p50 {_ms(p50):>6}  p95 {_ms(p95):>6}   "
             f"clock mean {_ms(p.clock.mean, 2):>6}   grid phase {_ms(p.grid_phase_ms):>5}   "
-            f"planned from {_ms(p.planned_phase_ms):>5}, shift {_ms(p.phase_shift_ms):>5}"
+            f"page's view: planned {_ms(p.planned_phase_ms):>5}, presented {_ms(p.presented_phase_ms):>5}, "
+            f"shift {_ms(p.phase_shift_ms):>5}"
         )
+    print(f"median signed frame drift per {LEVEL_S:g} s of the show (ms), from the first {SETTLE_S:g} s:")
+    for i, p in enumerate(figures.pages):
+        print(f"{i:>4} " + " ".join(f"{v:>6.1f}" for v in p.frame_levels))
 
 
 def print_summary(results: Sequence[Figures]) -> None:

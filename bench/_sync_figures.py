@@ -19,6 +19,7 @@ import attrs
 FPS = 30
 SETTLE_S = 1.0  # figures count from this long after the start
 END_MARGIN_S = 0.5  # ... to this long before the end
+LEVEL_S = 5.0  # the window of PageFigures.frame_levels
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -61,8 +62,11 @@ class PageFigures:
     # where the refresh grid falls against the frame boundaries: the median of (a frame's
     # expectedDisplayTime minus its boundary on the timeline) modulo the refresh, in [0, refresh)
     grid_phase_ms: float = math.nan
+    # the median signed frame drift in each LEVEL_S window of the show: when a page changed refresh
+    frame_levels: tuple[float, ...] = ()
     phase_shift_ms: float | None = None  # the page's planned media-clock offset (phase lock), if any
     planned_phase_ms: float | None = None  # the grid phase the page planned from (animation frames)
+    presented_phase_ms: float | None = None  # ... and the one it saw presented (frame callbacks)
 
 
 @attrs.frozen
@@ -121,11 +125,13 @@ def analyse(
         intervals += [b - a for a, b in itertools.pairwise(stamps) if 0 < b - a < 50]
         raf_stamps.append(stamps)
         frame = []
+        windows: dict[int, list[float]] = {}
         first_shown: dict[int, float] = {}
         for i in range(0, len(frames), 4):
             edt, media_time, _presented, _now = frames[i : i + 4]
             if begin <= edt <= end:
                 frame.append((media_time - expected_at(state, edt, duration_s)) * 1000)
+                windows.setdefault(int((edt - begin) // (LEVEL_S * 1000)), []).append(frame[-1])
                 first_shown.setdefault(round(media_time * FPS), edt)
         shown.append(first_shown)
         signed.append(frame)
@@ -140,8 +146,10 @@ def analyse(
                 offset_error_ms=None if offset is None else offset + skew,
                 play_latency_ms=status.get("playLatencyMs"),
                 seeks=int(status.get("counters", {}).get("seeks", 0)),
+                frame_levels=tuple(statistics.median(windows[k]) for k in sorted(windows)),
                 phase_shift_ms=(status.get("phase") or {}).get("shiftMs"),
                 planned_phase_ms=(status.get("phase") or {}).get("gridMs"),
+                presented_phase_ms=(status.get("phase") or {}).get("framesMs"),
             )
         )
     refresh = refine_refresh(statistics.median(intervals), raf_stamps) if intervals else 1000 / 60

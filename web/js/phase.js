@@ -135,9 +135,11 @@ export class GridSampler {
     this._on = false;
   }
 
+  /** Start afresh (stamps from an earlier run are dropped: a gap would spoil the fit). */
   start() {
     if (this._on || typeof requestAnimationFrame !== "function") return;
     this._on = true;
+    this.stamps = [];
     const tick = (/** @type {number} */ ts) => {
       if (!this._on) return;
       this.stamps.push(ts);
