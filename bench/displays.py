@@ -1,7 +1,7 @@
 """LAN synchronized displays: how closely display pages play one video together.
 
     python -m bench.displays [--quick] [--pages N] [--seconds S] [--variants synctv,plain,...]
-                             [--lead-ms MS] [--size WxH]
+                             [--lead-ms MS] [--size WxH] [--repeat N] [--dump] [--save DIR]
 
 What it does (docs/benchmarks.md, "Displays"):
 
@@ -27,8 +27,16 @@ Variants run one after the other with the same pages, by the page's query parame
 ``synctv`` (this controller), ``syncplayer`` and ``jellyfin`` (the same controller with those
 players' thresholds: correct past 15 ms / seek past 100 ms, correct past 60 ms / seek past
 400 ms), ``plain`` (one scheduled play() by setTimeout, no correction), ``frame`` (this controller
-steering by the frame figure instead of the clock). Default: all of them; ``--quick``: synctv
-and plain. Goals: clock drift p95 <= 5 ms, frame drift p99 <= 17 ms, agreement >= 95 %.
+steering by the frame figure instead of the clock), ``nolock`` (this controller without the phase
+lock, ``phase=0``). Default: all of them but nolock; ``--quick``: synctv and plain. Goals: clock
+drift p95 <= 5 ms, frame drift p99 <= 17 ms, agreement >= 95 %.
+
+``--repeat N`` runs it all N times, each with a new server and browser (the variants' order
+reversed every other run), and prints one line per run and variant (load average, agreement,
+clock p95, frame p99, the split between pages in refreshes, pass) and the share of runs meeting
+all three goals. ``--dump`` prints per page the signed frame drift (its p5/p50/p95 and its median
+in each 5 s of the show), the grid phase (where refreshes fall after frame boundaries on the
+timeline) and the page's own phase-lock figures; ``--save DIR`` writes each show's raw records.
 Exit status 1 if a variant could not run (a page never started, the server failed), 0 otherwise:
 missing a goal is reported, not a failure.
 """
