@@ -27,8 +27,9 @@ Variants run one after the other with the same pages, by the page's query parame
 ``synctv`` (this controller), ``syncplayer`` and ``jellyfin`` (the same controller with those
 players' thresholds: correct past 15 ms / seek past 100 ms, correct past 60 ms / seek past
 400 ms), ``plain`` (one scheduled play() by setTimeout, no correction), ``frame`` (this controller
-steering by the frame figure instead of the clock), ``nolock`` (this controller without the phase
-lock, ``phase=0``). Default: all of them but nolock; ``--quick``: synctv and plain. Goals: clock
+steering by the frame figure instead of the clock), ``lock`` and ``nolock`` (this controller with
+and without the phase lock, ``phase=1`` / ``phase=0``; the lock is off by default). Default: all
+but lock and nolock; ``--quick``: synctv and plain. Goals: clock
 drift p95 <= 5 ms, frame drift p99 <= 17 ms, agreement >= 95 %.
 
 ``--repeat N`` runs it all N times, each with a new server and browser (the variants' order
@@ -75,6 +76,7 @@ VARIANTS = {
     "jellyfin": "preset=jellyfin",
     "plain": "preset=plain",
     "frame": "signal=frame",
+    "lock": "phase=1",
     "nolock": "phase=0",
 }
 CHROMIUM_ARGS = [

@@ -180,9 +180,10 @@ def test_scheduled_start_preloads_reveals_and_is_never_early(page: Any) -> None:
 
 def test_late_join_seeks_ahead_and_resumes_on_the_timeline(page: Any) -> None:
     """A show that started 5 s ago: the controller pauses at a position the show reaches a little
-    later (lead plus seek time), and plays when the show gets there."""
+    later (lead plus seek time), and plays when the show gets there -- with the phase lock on, the
+    planned shift (at most phaseMaxMs) before it, never earlier."""
     r = page.evaluate("""async () => {
-      const { controller, serverNow, state, atStart, converges } = await makeFake({ seekMs: 30 });
+      const { controller, serverNow, state, atStart, converges } = await makeFake({ seekMs: 30, controller: { phaseLock: true } });
       const s = state({ at_ms: serverNow() - 5000 });
       const starting = atStart();
       controller.setState(s);

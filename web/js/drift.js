@@ -67,7 +67,8 @@ import { expectedPosition } from "./realtime.js";
  * @property {number} frameWindow frames in the median of the "frame" signal (9)
  * @property {number} fallbackMs the timer that steps when no frame callback came for this long (250)
  * @property {boolean} phaseLock run the media clock a constant offset from the timeline that puts
- *   frame boundaries mid-way between refreshes (phase.js; true)
+ *   frame boundaries mid-way between refreshes (phase.js; false: measured without a gain in
+ *   frame agreement, docs/benchmarks.md "Displays")
  * @property {number} phaseMaxMs that offset stays within +- this (3): within the clock drift
  *   budget (5 ms at p95) with room for the clock's own jitter
  * @property {string | null} storageKey localStorage key of the learned play latency
@@ -97,7 +98,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   signal: "clock",
   frameWindow: 9,
   fallbackMs: 250,
-  phaseLock: true,
+  phaseLock: false,
   phaseMaxMs: 3,
   storageKey: "synctv.display.playLatencyMs",
 });

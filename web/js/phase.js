@@ -7,9 +7,13 @@
 // a refresh, a millisecond of clock difference (or of jitter at the start) moves the frame to the
 // neighbouring refresh -- on one screen and not on another: the screens then show every frame a
 // refresh apart for the whole show. When the boundaries fall mid-way between refreshes, a
-// frame's refresh is the same for every clock within R/2 of the timeline.
+// frame's refresh should be the same for every clock within R/2 of the timeline -- the
+// hypothesis; measured, it was not enough: pages still started on different refreshes
+// whatever the phase (docs/benchmarks.md, "Frame agreement in every run").
 //
-// So the controller runs the media clock a small constant offset (the phase shift) ahead of or
+// So the controller can run (option `phaseLock`, off by default: on a loaded machine it did not
+// raise frame agreement, docs/benchmarks.md "Displays") the media clock a small constant offset
+// (the phase shift) ahead of or
 // behind the timeline, chosen once per start from where the grid falls against the frame
 // boundaries: shift = R/2 - phase, wrapped into [-R/2, R/2) and clamped to +-maxMs (the clock
 // drift budget). Every screen sharing a grid (one machine, or screens genlocked) computes the
