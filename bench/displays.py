@@ -1,7 +1,7 @@
 """LAN synchronized displays: how closely display pages play one video together.
 
     python -m bench.displays [--quick] [--pages N] [--seconds S] [--variants synctv,plain,...]
-                             [--lead-ms MS] [--size WxH]
+                             [--lead-ms MS] [--size WxH] [--repeat N] [--dump] [--save DIR]
 
 What it does (docs/benchmarks.md, "Displays"):
 
@@ -27,8 +27,17 @@ Variants run one after the other with the same pages, by the page's query parame
 ``synctv`` (this controller), ``syncplayer`` and ``jellyfin`` (the same controller with those
 players' thresholds: correct past 15 ms / seek past 100 ms, correct past 60 ms / seek past
 400 ms), ``plain`` (one scheduled play() by setTimeout, no correction), ``frame`` (this controller
-steering by the frame figure instead of the clock). Default: all of them; ``--quick``: synctv
-and plain. Goals: clock drift p95 <= 5 ms, frame drift p99 <= 17 ms, agreement >= 95 %.
+steering by the frame figure instead of the clock), ``lock`` and ``nolock`` (this controller with
+and without the phase lock, ``phase=1`` / ``phase=0``; the lock is off by default). Default: all
+but lock and nolock; ``--quick``: synctv and plain. Goals: clock
+drift p95 <= 5 ms, frame drift p99 <= 17 ms, agreement >= 95 %.
+
+``--repeat N`` runs it all N times, each with a new server and browser (the variants' order
+reversed every other run), and prints one line per run and variant (load average, agreement,
+clock p95, frame p99, the split between pages in refreshes, pass) and the share of runs meeting
+all three goals. ``--dump`` prints per page the signed frame drift (its p5/p50/p95 and its median
+in each 5 s of the show), the grid phase (where refreshes fall after frame boundaries on the
+timeline) and the page's own phase-lock figures; ``--save DIR`` writes each show's raw records.
 Exit status 1 if a variant could not run (a page never started, the server failed), 0 otherwise:
 missing a goal is reported, not a failure.
 """
@@ -38,7 +47,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import random
 import shutil
@@ -56,18 +64,20 @@ from typing import Any
 
 import attrs
 
-from bench._sync_figures import FPS, SETTLE_S, Figures, analyse
+from bench._displays_report import print_dump, print_figures, print_runs, print_summary
+from bench._sync_figures import FPS, Figures, analyse
 from synctv.testing import wait_serving
 
 SKEWS_MS = (0.0, 3000.0, -2000.0, 700.0, 1500.0, -500.0, 2500.0, -1200.0)
 PAYLOAD = "SHOW_START"
-GOALS = {"clock_p95_ms": 5.0, "frame_p99_ms": 17.0, "agreement": 0.95}
 VARIANTS = {
     "synctv": "",
     "syncplayer": "preset=syncplayer",
     "jellyfin": "preset=jellyfin",
     "plain": "preset=plain",
     "frame": "signal=frame",
+    "lock": "phase=1",
+    "nolock": "phase=0",
 }
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -358,6 +368,7 @@ def run_variant(
     duration_s: float,
     skews: Sequence[float],
     timeout_s: float = 60.0,
+    save: Path | None = None,
 ) -> Figures:
     """Load the pages with the variant's query, trigger by UDP, record the show, compute figures."""
     query = VARIANTS[variant]
@@ -401,56 +412,32 @@ def run_variant(
         for page in browser_pages
     ]
     statuses = [page.evaluate("() => window.synctvDisplay.status()") for page in browser_pages]
+    if save is not None:
+        save.mkdir(parents=True, exist_ok=True)
+        name = f"{variant}-{time.strftime('%H%M%S')}.json"
+        (save / name).write_text(json.dumps({"state": state, "records": records, "statuses": statuses}))
     return analyse(variant, state, duration_s, records, skews, statuses)
 
 
-# -- the report ----------------------------------------------------------------------------------
-
-
-def _ms(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def print_figures(figures: Figures) -> None:
-    print(
-        f"\n-- variant {figures.variant}: clock drift and frame drift in ms (|value| percentiles, "
-        f"signed mean), after the first {SETTLE_S:g} s"
-    )
-    print(
-        f"{'page':>4} {'skew':>7} {'clock p50':>9} {'p95':>6} {'p99':>6} {'mean':>6}   "
-        f"{'frame p50':>9} {'p95':>6} {'p99':>6} {'mean':>6}   {'sync err':>8} {'play lat':>8} {'seeks':>5}"
-    )
-    for i, p in enumerate(figures.pages):
-        print(
-            f"{i:>4} {p.skew_ms:>+7.0f} {_ms(p.clock.p50, 2):>9} {_ms(p.clock.p95, 2):>6} {_ms(p.clock.p99, 2):>6} "
-            f"{_ms(p.clock.mean, 2):>6}   {_ms(p.frame.p50):>9} {_ms(p.frame.p95):>6} {_ms(p.frame.p99):>6} "
-            f"{_ms(p.frame.mean):>6}   {_ms(p.offset_error_ms, 2):>8} {_ms(p.play_latency_ms):>8} {p.seeks:>5}"
-        )
-    c, f = figures.clock, figures.frame
-    print(
-        f" all {'':>7} {_ms(c.p50, 2):>9} {_ms(c.p95, 2):>6} {_ms(c.p99, 2):>6} {_ms(c.mean, 2):>6}   "
-        f"{_ms(f.p50):>9} {_ms(f.p95):>6} {_ms(f.p99):>6} {_ms(f.mean):>6}"
-    )
-    print(
-        f"frame agreement: {figures.agreement * 100:.1f}% of {figures.frames_compared} frames shown by every "
-        f"page (refresh {figures.refresh_ms:.2f} ms)"
-    )
-
-
-def print_summary(results: Sequence[Figures]) -> None:
-    print("\n-- summary (goals: clock drift p95 <= 5 ms, frame drift p99 <= 17 ms, frame agreement >= 95%)")
-    print(f"{'variant':<11} {'clock p95':>9} {'clock p99':>9} {'frame p99':>9} {'agreement':>9}  goals")
-    for r in results:
-        met = (
-            r.clock.p95 <= GOALS["clock_p95_ms"],
-            r.frame.p99 <= GOALS["frame_p99_ms"],
-            r.agreement >= GOALS["agreement"],
-        )
-        marks = " ".join("ok" if m else "MISS" for m in met)
-        print(
-            f"{r.variant:<11} {_ms(r.clock.p95, 2):>9} {_ms(r.clock.p99, 2):>9} {_ms(r.frame.p99):>9} "
-            f"{r.agreement * 100:>8.1f}%  {marks}"
-        )
+def repeat(args: argparse.Namespace) -> int:
+    """``args.repeat`` runs in a row, each with its own server and browser (as separate commands
+    would be), the variants' order reversed every other run; one line per run and variant, then
+    the share of runs meeting all three goals."""
+    rows: list[tuple[int, float, float, Figures | None, str]] = []
+    status = 0
+    for index in range(args.repeat):
+        load_before = os.getloadavg()[0]
+        print(f"\n== run {index + 1} of {args.repeat} (load average {load_before:.1f})", flush=True)
+        # variants alternate their order from run to run: a page's second show starts warmer
+        order = args.variants if index % 2 == 0 else args.variants[::-1]
+        run_status, results = run(argparse.Namespace(**{**vars(args), "variants": order}))
+        status |= run_status
+        load_after = os.getloadavg()[0]
+        ran = {r.variant for r in results}
+        rows += [(index + 1, load_before, load_after, r, r.variant) for r in results]
+        rows += [(index + 1, load_before, load_after, None, v) for v in args.variants if v not in ran]
+    print_runs(rows, args.variants)
+    return status
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -461,6 +448,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--variants", default=None, help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--lead-ms", type=int, default=3000, help="the event's lead (ms)")
     parser.add_argument("--size", default="640x360", help="video size")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run N times, each with a new server and browser, and summarise"
+    )
+    parser.add_argument(
+        "--dump", action="store_true", help="print each page's signed frame drift and refresh-grid phase"
+    )
+    parser.add_argument("--save", type=Path, default=None, help="write each show's raw records (JSON) here")
     args = parser.parse_args(list(argv))
     args.seconds = args.seconds or (12.0 if args.quick else 60.0)
     names = args.variants or ("synctv,plain" if args.quick else "synctv,syncplayer,jellyfin,plain,frame")
@@ -468,6 +462,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     unknown = [v for v in args.variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if not 1 <= args.pages <= len(SKEWS_MS):
         parser.error(f"--pages must be within 1..{len(SKEWS_MS)}")
     return args
@@ -501,13 +497,17 @@ def run(args: argparse.Namespace, browser: Any = None) -> tuple[int, list[Figure
                 for variant in args.variants:
                     began = time.monotonic()
                     try:
-                        figures = run_variant(server, show, pages, variant, args.seconds, skews)
+                        figures = run_variant(
+                            server, show, pages, variant, args.seconds, skews, save=getattr(args, "save", None)
+                        )
                     except RuntimeError as e:
                         print(f"\n-- variant {variant}: could not run: {e}", flush=True)
                         status = 1
                         continue
                     results.append(figures)
                     print_figures(figures)
+                    if getattr(args, "dump", False):
+                        print_dump(figures)
                     print(
                         f"({time.monotonic() - began:.0f} s, load average {os.getloadavg()[0]:.1f})",
                         flush=True,
@@ -525,6 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("ffmpeg") is None:
         print("displays: ffmpeg is not installed; skipped")
         return 1
+    if args.repeat > 1:
+        return repeat(args)
     status, results = run(args)
     if results:
         print_summary(results)

@@ -64,7 +64,23 @@ window.makeFake = async (options = {}) => {
                                at_ms: serverNow(), version: 1, ...fields });
   // the media position the state expects now, and the fake's: their difference in ms
   const error = (s) => (video.currentTime - drift.positionAt(s, serverNow(), video.duration)) * 1000;
-  return { drift, video, controller, serverNow, events, next, state, error };
+  // at the play() call (the start event is sent right after it): the fake's error, and how late
+  // the call came by the page's own clock (lastStart.lateMs)
+  const atStart = () => new Promise((resolve) => controller.addEventListener("start", (e) => {
+    resolve({ detail: e.detail, err: error(controller.state), lateMs: controller.lastStart.lateMs,
+              shiftMs: controller.phaseShiftMs });
+  }, { once: true }));
+  // resolves with the elapsed ms once |error| < ms, or null after timeoutMs
+  const converges = (s, ms, timeoutMs) => new Promise((resolve) => {
+    const begin = performance.now();
+    const check = () => {
+      if (Math.abs(error(s)) < ms) return resolve(performance.now() - begin);
+      if (performance.now() - begin > timeoutMs) return resolve(null);
+      setTimeout(check, 10);
+    };
+    check();
+  });
+  return { drift, video, controller, serverNow, events, next, state, error, atStart, converges };
 };
 }
 """
@@ -121,26 +137,30 @@ def test_decide_positions_and_presets(page: Any) -> None:
     assert r["seek"] == "seek" and r["rate"] == "rate"
     assert r["before"] == 10 and r["later"] == 14 and r["capped"] == 60 and r["paused"] == 10
     assert r["back"] == 3000
-    assert r["presets"]["syncplayer"] == {"deadbandMs": 15, "seekThresholdMs": 100}
-    assert r["presets"]["jellyfin"] == {"deadbandMs": 60, "seekThresholdMs": 400}
+    assert r["presets"]["syncplayer"] == {"deadbandMs": 15, "seekThresholdMs": 100, "phaseLock": False}
+    assert r["presets"]["jellyfin"] == {"deadbandMs": 60, "seekThresholdMs": 400, "phaseLock": False}
     assert r["presets"]["plain"]["correction"] is False
     assert r["fold"] == [5, 5] and r["median"] == 4
 
 
 def test_scheduled_start_preloads_reveals_and_is_never_early(page: Any) -> None:
     """A state with at_ms ahead: pause at the position, reveal, then play() -- not before at_ms
-    (less the play latency, 0 here) -- after which the media clock follows the timeline."""
+    (less the play latency, 0 here; the phase lock off: test_phase_js.py has it) -- after which the
+    media clock follows the timeline: at the call its error is exactly how late the call came (a
+    timer on a busy machine), as the page itself measured, and the correction then removes it."""
     r = page.evaluate("""async () => {
-      const { video, controller, serverNow, events, next, state, error } = await makeFake();
+      const { video, controller, serverNow, events, state, atStart, converges } = await makeFake({
+        controller: { phaseLock: false } });
       video._pos = 7;  // left somewhere by an earlier show
       const s = state({ at_ms: serverNow() + 400 });
+      const starting = atStart();
       controller.setState(s);
       const modeAfterSet = controller.mode;
-      const start = await next("start");
+      const { detail: start, err, lateMs } = await starting;
       const playCall = video.calls.find((c) => c[0] === "play")[2];
       const playedAt = performance.timeOrigin + playCall + 12345;  // as server time
-      await new Promise((r) => setTimeout(r, 300));
-      return { modeAfterSet, start, early: s.at_ms - playedAt, err: error(s), mode: controller.mode,
+      const convergedMs = await converges(s, 2, 10000);
+      return { modeAfterSet, start, early: s.at_ms - playedAt, err, lateMs, convergedMs, mode: controller.mode,
                order: events.filter((e) => ["reveal", "start"].includes(e.type)).map((e) => e.type),
                revealLead: events.find((e) => e.type === "start").at - events.find((e) => e.type === "reveal").at,
                calls: video.calls.map((c) => c[0]), seekTo: video.calls.find((c) => c[0] === "seek")[1],
@@ -153,24 +173,32 @@ def test_scheduled_start_preloads_reveals_and_is_never_early(page: Any) -> None:
     assert r["early"] <= 0.5, "play() came before its instant"
     assert r["start"]["position"] == 0 and r["start"]["join"] is False
     assert r["mode"] == "playing" and r["revealed"] is True
-    assert abs(r["err"]) < 30  # a generous bound: the fake's clock is exact, timers are not
+    assert r["lateMs"] >= -0.5  # the page's own view agrees: not early
+    assert r["err"] == pytest.approx(-r["lateMs"], abs=1.0)  # late by what the page knows, no more
+    assert r["convergedMs"] is not None, "the correction did not bring the clock within 2 ms in 10 s"
 
 
 def test_late_join_seeks_ahead_and_resumes_on_the_timeline(page: Any) -> None:
     """A show that started 5 s ago: the controller pauses at a position the show reaches a little
-    later (lead plus seek time), and plays when the show gets there."""
+    later (lead plus seek time), and plays when the show gets there -- with the phase lock on, the
+    planned shift (at most phaseMaxMs) before it, never earlier."""
     r = page.evaluate("""async () => {
-      const { video, controller, serverNow, next, state, error } = await makeFake({ seekMs: 30 });
+      const { controller, serverNow, state, atStart, converges } = await makeFake({ seekMs: 30, controller: { phaseLock: true } });
       const s = state({ at_ms: serverNow() - 5000 });
+      const starting = atStart();
       controller.setState(s);
-      const start = await next("start");
-      await new Promise((r) => setTimeout(r, 200));
-      return { start, err: error(s), joins: controller.counters.joins, seekLatency: controller.seekLatencyMs };
+      const { detail: start, err, lateMs, shiftMs } = await starting;
+      const convergedMs = await converges(s, Math.abs(shiftMs) + 2, 10000);
+      return { start, err, lateMs, shiftMs, convergedMs, joins: controller.counters.joins,
+               seekLatency: controller.seekLatencyMs, maxShift: controller.options.phaseMaxMs };
     }""")
     assert r["joins"] == 1 and r["start"]["join"] is True
     assert r["start"]["position"] > 5.1  # ahead of where the show was when it joined
     assert r["seekLatency"] >= 25  # measured from the fake's 30 ms seeks
-    assert abs(r["err"]) < 30
+    assert abs(r["shiftMs"]) <= r["maxShift"]
+    assert r["lateMs"] >= -0.5  # never before the planned instant (the shift's lead included)
+    assert r["err"] == pytest.approx(r["shiftMs"] - r["lateMs"], abs=1.0)
+    assert r["convergedMs"] is not None
 
 
 def test_drift_correction_rate_then_hard_seek(page: Any) -> None:
@@ -182,8 +210,8 @@ def test_drift_correction_rate_then_hard_seek(page: Any) -> None:
       controller.setState(s);
       await next("start");
       await new Promise((r) => setTimeout(r, 100));
-      const onTime = () => {  // the fake exactly where the state expects it
-        video._pos = controller.expected(); video._t0 = performance.now();
+      const onTime = () => {  // the fake exactly where the controller means it: the timeline plus the phase shift
+        video._pos = controller.expected() + controller.phaseShiftMs / 1000; video._t0 = performance.now();
       };
       const shift = (ms) => { onTime(); video._pos += ms / 1000; controller._step(null); return video.playbackRate; };
       const ahead3 = shift(3);  // within gentleMs

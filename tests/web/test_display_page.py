@@ -365,18 +365,39 @@ def test_benchmark_quick_mode_runs_within_loose_bounds(
 
 def test_late_page_joins_mid_show_at_the_right_offset(rig: DisplayRig, open_display: Any) -> None:
     """A page opened while the show runs does not start from 0: it joins at the show's position
-    (seek ahead, resume on the instant) and then plays within the loose bound of the timeline."""
-    wait_idle_room(rig)
-    answer = _ok(rig.server.request("GET", "/trigger_by_name/show"))
-    at_ms = answer["at_ms"]
-    time.sleep(max(0.0, (at_ms - time.time() * 1000) / 1000) + 1.2)
-    page = open_display(rig.url(1), skew_ms=-1500)
-    joined = wait_status(page, "s.mode === 'playing' && s.view === 'video' && s.driftMs !== null")
+    (seek ahead, resume on the instant) and then plays within the loose bound of the timeline.
+    On a loaded machine the page may load so late that little of the 4 s show is left: the drift
+    is read from the correction steps it made while playing, however many (at least one); a page
+    that loaded only after the show's end tries again with a new show (at most three)."""
+    for _attempt in range(3):
+        wait_idle_room(rig)
+        answer = _ok(rig.server.request("GET", "/trigger_by_name/show"))
+        at_ms = answer["at_ms"]
+        time.sleep(max(0.0, (at_ms - time.time() * 1000) / 1000) + 1.2)
+        page = open_display(rig.url(1), skew_ms=-1500)
+        page.evaluate("""() => new Promise((resolve) => {
+          const wait = () => {
+            if (!window.synctvDisplay) return setTimeout(wait, 5);
+            window.__drifts = [];
+            window.synctvDisplay.controller.addEventListener("sample", (e) => window.__drifts.push(e.detail.driftMs));
+            resolve();
+          };
+          wait();
+        })""")
+        joined = wait_status(
+            page, "(s.mode === 'playing' && s.view === 'video' && s.driftMs !== null) || (s.state && s.state.ended)",
+            VIDEO_S + 15)
+        if joined["lastStart"] is not None:
+            break
+        page.context.close()  # it loaded after the show: too late to join it
+    else:
+        pytest.fail("the page loaded only after the show's end, three times")
     assert joined["lastStart"]["join"] is True
     assert joined["lastStart"]["position"] > 1.0
     assert joined["counters"]["joins"] >= 1
-    wait_status(page, "s.counters.steps > 10")
-    assert abs(status(page)["driftMs"]) < 50
+    wait_status(page, "s.counters.steps > 10 || (s.state && s.state.ended)", VIDEO_S + 15)
+    drifts = page.evaluate("() => window.__drifts")
+    assert drifts and max(abs(d) for d in drifts) < 50, drifts
     wait_status(page, "s.state && s.state.ended && s.view === 'idle'", VIDEO_S + 15)
 
 

@@ -366,6 +366,7 @@ export class DisplayPage {
       ["mode", `${c.mode}${this.video.muted ? (this.mutedByPolicy ? "  (muted: autoplay policy)" : "  (muted)") : ""}`],
       ["position", state && this.loadedMedia ? `${this.video.currentTime.toFixed(3)} s  (expected ${(c.expected() ?? 0).toFixed(3)} s)` : "—"],
       ["drift", `${fmt(c.driftMs, 2)}  frame ${fmt(c.frameDriftMs, 1)}`],
+      ["phase", c.phase ? `shift ${fmt(c.phaseShiftMs, 1)}  grid ${fmt(c.phase.gridMs, 1)}  shown ${fmt(c.phase.framesMs, 1)}  of ${c.phase.refreshMs.toFixed(2)}` : "off"],
       ["playbackRate", this.video.playbackRate.toFixed(4)],
       ["latency", `play ${fmt(c.playLatencyMs, 1).replace("+", "")}  seek ${fmt(c.seekLatencyMs, 0).replace("+", "")}`],
       ["counters", `starts ${c.counters.starts}  joins ${c.counters.joins}  seeks ${c.counters.seeks}`],

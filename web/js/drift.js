@@ -29,10 +29,14 @@
 // on the same refresh. The idle image is lifted `revealLeadMs` before a start, not on it: a
 // layout change on the start frame costs the video a refresh of latency for the whole show.
 //
-// Plain ES module, no dependencies beyond realtime.js's formula. Time comes from the injected
+// Plain ES module; its pure rules are in drift-rules.js (re-exported here), the phase lock's in
+// phase.js. Time comes from the injected
 // `serverNow()` (ClockSync) and `perfNow()` (performance.now), so tests drive it.
 
-import { expectedPosition } from "./realtime.js";
+import { decide, fold, median, positionAt, serverTimeOf } from "./drift-rules.js";
+import { boundaryPhase, GridSampler, meanPhase, mod, phaseShift } from "./phase.js";
+
+export { decide, fold, median, positionAt, rateCorrection, serverTimeOf } from "./drift-rules.js";
 
 /**
  * @typedef {import("./realtime.js").PlaybackState} PlaybackState
@@ -65,6 +69,11 @@ import { expectedPosition } from "./realtime.js";
  * @property {"clock" | "frame"} signal the error signal (see the header)
  * @property {number} frameWindow frames in the median of the "frame" signal (9)
  * @property {number} fallbackMs the timer that steps when no frame callback came for this long (250)
+ * @property {boolean} phaseLock run the media clock a constant offset from the timeline that puts
+ *   frame boundaries mid-way between refreshes (phase.js; false: measured without a gain in
+ *   frame agreement, docs/benchmarks.md "Displays")
+ * @property {number} phaseMaxMs that offset stays within +- this (3): within the clock drift
+ *   budget (5 ms at p95) with room for the clock's own jitter
  * @property {string | null} storageKey localStorage key of the learned play latency
  */
 
@@ -92,95 +101,20 @@ export const DEFAULT_OPTIONS = Object.freeze({
   signal: "clock",
   frameWindow: 9,
   fallbackMs: 250,
+  phaseLock: false,
+  phaseMaxMs: 3,
   storageKey: "synctv.display.playLatencyMs",
 });
 
 /** Threshold presets the benchmark compares (docs/benchmarks.md, "Displays"). */
 export const PRESETS = Object.freeze({
   synctv: {},
-  syncplayer: { deadbandMs: 15, seekThresholdMs: 100 },
-  jellyfin: { deadbandMs: 60, seekThresholdMs: 400 },
-  plain: { correction: false, learnLatency: false, playLatencyMs: 0, startMode: "timeout" },
+  syncplayer: { deadbandMs: 15, seekThresholdMs: 100, phaseLock: false },
+  jellyfin: { deadbandMs: 60, seekThresholdMs: 400, phaseLock: false },
+  plain: { correction: false, learnLatency: false, playLatencyMs: 0, startMode: "timeout", phaseLock: false },
 });
 
 const FRAME_MS = 1000 / 60;
-
-/**
- * The expected position (seconds) of `state` at server time `serverMs`, within [0, duration].
- * @param {PlaybackState} state
- * @param {number} serverMs
- * @param {number} [duration] seconds; NaN or Infinity: unknown
- * @returns {number}
- */
-export function positionAt(state, serverMs, duration = Infinity) {
-  const p = Math.max(0, expectedPosition(state, serverMs));
-  return Number.isFinite(duration) ? Math.min(p, duration) : p;
-}
-
-/**
- * The server time (ms) at which `state` reaches `position` (seconds); at_ms for a paused state.
- * @param {PlaybackState} state
- * @param {number} position
- * @returns {number}
- */
-export function serverTimeOf(state, position) {
-  if (!state.playing || state.rate <= 0) return state.at_ms;
-  return state.at_ms + ((position - state.position) / state.rate) * 1000;
-}
-
-/**
- * One rate decision: proportional to the drift, with hysteresis. A correction starts when |drift|
- * passes `deadbandMs` and runs until it falls under `settleMs`; outside a correction the rate is
- * exactly `baseRate`. Up to `gentleMs` of drift the rate moves at most `gentleRateDelta`: so
- * little that the browser keeps its frame cadence (each frame shown for the same number of
- * refreshes), so every screen keeps showing each frame on the same refresh; beyond it, up to
- * `maxRateDelta`.
- * @param {number} driftMs media ahead of the timeline (positive) or behind (negative)
- * @param {number} baseRate the state's rate
- * @param {boolean} correcting whether a correction is running
- * @param {Pick<DriftOptions, "deadbandMs" | "settleMs" | "gainPerS" | "maxRateDelta" | "gentleMs"
- *   | "gentleRateDelta">} o
- * @returns {{rate: number, correcting: boolean}}
- */
-export function rateCorrection(driftMs, baseRate, correcting, o) {
-  const size = Math.abs(driftMs);
-  if (!correcting && size <= o.deadbandMs) return { rate: baseRate, correcting: false };
-  if (correcting && size < o.settleMs) return { rate: baseRate, correcting: false };
-  const limit = size <= o.gentleMs ? Math.min(o.gentleRateDelta, o.maxRateDelta) : o.maxRateDelta;
-  const delta = Math.max(-limit, Math.min(limit, (-o.gainPerS * driftMs) / 1000));
-  return { rate: baseRate * (1 + delta), correcting: true };
-}
-
-/**
- * What to do about a measured drift: nothing, a rate, or a hard seek (re-join).
- * @param {number} driftMs
- * @param {number} baseRate
- * @param {boolean} correcting
- * @param {DriftOptions} o
- * @returns {{action: "rate" | "seek", rate: number, correcting: boolean}}
- */
-export function decide(driftMs, baseRate, correcting, o) {
-  if (Math.abs(driftMs) > o.seekThresholdMs) return { action: "seek", rate: baseRate, correcting: false };
-  return { action: "rate", ...rateCorrection(driftMs, baseRate, correcting, o) };
-}
-
-/**
- * An estimate folded with a new measurement (exponential average); the first one is taken as is.
- * @param {number | null} estimate
- * @param {number} measured
- * @param {number} [weight] of the new measurement
- */
-export function fold(estimate, measured, weight = 0.5) {
-  return estimate === null ? measured : estimate + weight * (measured - estimate);
-}
-
-/** @param {number[]} values */
-export function median(values) {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 /** @param {number} ms */
 function sleep(ms) {
@@ -236,7 +170,8 @@ function defaultStorage() {
  *
  * Events (CustomEvent): `mode` {mode}; `reveal` {}; `start` {position, serverMs, playLatencyMs, join} at the
  * play() call; `started` {playLatencyMs, measuredMs, startErrorMs} when the media clock is seen
- * running; `sample` {driftMs, frameDriftMs, rate, correcting} on each correction step; `seek`
+ * running (startErrorMs: against the planned phase shift); `sample` {driftMs, frameDriftMs, rate,
+ * correcting} on each correction step; `seek`
  * {driftMs} before a re-join; `playError` {name, message}.
  */
 export class DriftController extends EventTarget {
@@ -280,6 +215,16 @@ export class DriftController extends EventTarget {
     this._fallback = null;
     /** @type {{position: number, callPerf: number, measured: boolean} | null} */
     this._starting = null;
+    /** the media clock's planned offset from the timeline (ms, positive: ahead); see phase.js */
+    this.phaseShiftMs = 0;
+    /** @type {{gridMs: number, refreshMs: number, shiftMs: number, framesMs: number | null} | null}
+     *  at the last start: where refreshes fell after the frame boundaries on the timeline (gridMs,
+     *  from animation frames; framesMs, as presented, from frame callbacks) and the shift planned
+     *  from it; null: no lock */
+    this.phase = null;
+    this._sampler = new GridSampler();
+    /** @type {number[]} */
+    this._framePhases = [];
   }
 
   /** The video's duration in seconds, Infinity while unknown. */
@@ -324,6 +269,7 @@ export class DriftController extends EventTarget {
     const expected = positionAt(state, now, this.duration);
     const drift = (this.video.currentTime - expected) * 1000;
     if (this.mode === "playing" && !this.video.paused && Math.abs(drift) <= this.options.seekThresholdMs) {
+      this.phaseShiftMs = 0; // planned for the old timeline; the new one is absorbed unshifted
       this._startLoop(gen); // a new timeline close to this one: the rate correction absorbs it
       return;
     }
@@ -344,6 +290,8 @@ export class DriftController extends EventTarget {
     this.correcting = false;
     this._starting = null;
     this.revealed = false;
+    this._sampler.stop();
+    this.phaseShiftMs = 0;
     if (state) this._setRate(state.rate > 0 ? state.rate : 1);
     if (state && state.media_id && !state.ended) {
       const target = Math.min(state.position, this.duration);
@@ -389,6 +337,16 @@ export class DriftController extends EventTarget {
     this.correcting = false;
     this._setMode("preparing");
     if (!video.paused) video.pause();
+    this.phaseShiftMs = 0;
+    this.phase = null;
+    if (o.phaseLock) this._sampler.start();
+    /** @type {number | null} the mediaTime of the frame the paused video shows, once presented */
+    let shownMedia = null;
+    if (o.phaseLock && typeof video.requestVideoFrameCallback === "function") {
+      video.requestVideoFrameCallback((_now, meta) => {
+        if (gen === this._gen && this.mode !== "playing") shownMedia = meta.mediaTime;
+      });
+    }
     const state = /** @type {PlaybackState} */ (this.state);
     this._setRate(state.rate);
     if (video.readyState < 1) await eventOrTimeout(video, "loadedmetadata", 30000);
@@ -405,17 +363,28 @@ export class DriftController extends EventTarget {
       await eventOrTimeout(video, "canplay", waitMs);
       if (gen !== this._gen) return;
     }
-    const callAt = serverMs - (o.learnLatency ? this.playLatencyMs : o.playLatencyMs);
-    if (this.serverNow() > callAt - 1) {
+    const unshifted = serverMs - (o.learnLatency ? this.playLatencyMs : o.playLatencyMs);
+    const lead = o.phaseLock ? o.phaseMaxMs : 0; // the phase shift may call play() this much earlier
+    if (this.serverNow() > unshifted - lead - 1) {
       // too late for this instant (slow load or seek): aim further ahead
       this._join(gen, Math.min(o.maxJoinLeadMs, Math.max(o.joinLeadMs, leadMs * 2)));
       return;
     }
     this._setMode("armed");
     // show the paused frame a little before the start (see the header: not on the start frame)
-    if (!join && callAt - this.serverNow() > o.revealLeadMs) await sleep(callAt - this.serverNow() - o.revealLeadMs);
+    if (!join && unshifted - this.serverNow() > o.revealLeadMs) await sleep(unshifted - this.serverNow() - o.revealLeadMs);
     if (gen !== this._gen) return;
     this._reveal();
+    if (o.phaseLock) {
+      // the grid from a few animation frames (sampled since preparing began), if there is time
+      while (this._sampler.stamps.length < 4 && unshifted - this.serverNow() > lead + 3 * FRAME_MS) {
+        await nextFrame();
+        if (gen !== this._gen) return;
+      }
+      this.phaseShiftMs = this._phaseShift(state, shownMedia ?? position);
+      this._sampler.stop();
+    }
+    const callAt = unshifted - this.phaseShiftMs;
     if (o.startMode === "timeout") {
       await sleep(callAt - this.serverNow());
     } else {
@@ -423,6 +392,26 @@ export class DriftController extends EventTarget {
     }
     if (gen !== this._gen) return;
     this._play(position, serverMs, gen, join, callAt);
+  }
+
+  /**
+   * The phase shift (phase.js) for `state`, whose frame boundaries fall where its timeline reaches
+   * `mediaTime` (plus whole frames), on the grid sampled so far; 0 without a grid.
+   * @param {PlaybackState} state
+   * @param {number} mediaTime
+   */
+  _phaseShift(state, mediaTime) {
+    const grid = this._sampler.grid();
+    this._framePhases = [];
+    if (!grid) {
+      this.phase = null;
+      return 0;
+    }
+    const boundaryPerf = serverTimeOf(state, mediaTime) - (this.serverNow() - this.perfNow());
+    const gridMs = boundaryPhase(grid, boundaryPerf);
+    const shiftMs = phaseShift(gridMs, grid.refreshMs, this.options.phaseMaxMs);
+    this.phase = { gridMs, refreshMs: grid.refreshMs, shiftMs, framesMs: null };
+    return shiftMs;
   }
 
   /**
@@ -456,11 +445,11 @@ export class DriftController extends EventTarget {
     const video = this.video;
     const callPerf = this.perfNow();
     const lateMs = this.serverNow() - callAt;
+    const played = video.play(); // first: the bookkeeping and the mode's listeners come after
     this.lastStart = { position, serverMs, callPerf, join, lateMs, playLatencyMs: this.playLatencyMs };
     this._starting = { position, callPerf, measured: false };
     this.counters.starts += 1;
     this._setMode("playing");
-    const played = video.play();
     this._emit("start", { position, serverMs, playLatencyMs: this.playLatencyMs, join });
     if (played && typeof played.catch === "function") {
       played.catch((/** @type {Error} */ error) => {
@@ -530,13 +519,21 @@ export class DriftController extends EventTarget {
       this.frameDriftMs = (meta.mediaTime - positionAt(state, displayServerMs, duration)) * 1000;
       this._frameDrifts.push(this.frameDriftMs);
       if (this._frameDrifts.length > o.frameWindow) this._frameDrifts.shift();
+      if (this.phase) {
+        const boundaryPerf = serverTimeOf(state, meta.mediaTime) - (serverMs - perf);
+        this._framePhases.push(mod(meta.expectedDisplayTime - boundaryPerf, this.phase.refreshMs));
+        if (this._framePhases.length > 60) this._framePhases.shift();
+        this.phase.framesMs = meanPhase(this._framePhases, this.phase.refreshMs);
+      }
     }
     this._measureStart(current, perf, drift);
     const nearEnd = expected >= duration - 0.1;
     const starting = this._starting;
     const clockStarting = starting !== null && !starting.measured && perf - starting.callPerf < 300;
     if (o.correction && !nearEnd && !clockStarting) {
-      const signal = o.signal === "frame" && this._frameDrifts.length ? median(this._frameDrifts) : drift;
+      // steered to the planned offset: the phase shift is part of the target, not an error
+      const signal = (o.signal === "frame" && this._frameDrifts.length ? median(this._frameDrifts) : drift)
+        - this.phaseShiftMs;
       const decision = decide(signal, state.rate, this.correcting, o);
       if (decision.action === "seek") {
         this.counters.seeks += 1;
@@ -570,7 +567,7 @@ export class DriftController extends EventTarget {
       this.playLatencyMs = fold(this.playLatencyMs, measured, 0.3);
       this._saveLatency(this.playLatencyMs);
     }
-    this._emit("started", { playLatencyMs: this.playLatencyMs, measuredMs: measured, startErrorMs: drift });
+    this._emit("started", { playLatencyMs: this.playLatencyMs, measuredMs: measured, startErrorMs: drift - this.phaseShiftMs });
   }
 
   /** @param {number} rate */

@@ -1,0 +1,139 @@
+"""web/js/phase.js (the phase lock's pure rules) and its use by the DriftController, in Chromium.
+
+The rules are called directly over sweeps of inputs; the controller runs against the FakeVideo of
+test_display_drift_js.py, with the page's real requestAnimationFrame grid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.web.conftest import OFFLINE
+from tests.web.test_display_drift_js import FAKE_VIDEO
+
+REFRESH = 1000 / 60
+
+
+@pytest.fixture
+def page(open_page: Any) -> Any:
+    page = open_page(OFFLINE, skew_ms=-1500)
+    page.evaluate(FAKE_VIDEO)
+    return page
+
+
+def test_fit_grid_recovers_interval_and_phase_through_missing_frames(page: Any) -> None:
+    """Stamps on a 60 Hz grid rounded to 0.1 ms, a third of them missing (a busy page), give the
+    interval to a few µs and a refresh instant on the grid; a 50 Hz grid likewise; one stamp or a
+    throttled page (1 s apart) give no grid."""
+    r = page.evaluate("""async () => {
+      const p = await import("/js/phase.js");
+      const grid = (period, origin, count) => {
+        const stamps = [];
+        for (let i = 0; i < count; i++) if (i % 3 !== 1) stamps.push(Math.round((origin + i * period) * 10) / 10);
+        return stamps;
+      };
+      const g60 = p.fitGrid(grid(1000 / 60, 5003.21, 40));
+      const g50 = p.fitGrid(grid(20, 777.7, 40));
+      return { g60, g50, phase60: p.mod(g60.anchorMs - 5003.21, 1000 / 60), phase50: p.mod(g50.anchorMs - 777.7, 20),
+               one: p.fitGrid([5]), throttled: p.fitGrid([0, 1000, 2000]) };
+    }""")
+    assert r["g60"]["refreshMs"] == pytest.approx(REFRESH, abs=0.005)
+    assert r["g50"]["refreshMs"] == pytest.approx(20, abs=0.005)
+    assert min(r["phase60"], REFRESH - r["phase60"]) < 0.1
+    assert min(r["phase50"], 20 - r["phase50"]) < 0.1
+    assert r["one"] is None and r["throttled"] is None
+
+
+def test_phase_shift_puts_boundaries_mid_way_within_the_budget(page: Any) -> None:
+    """For every phase of the grid against the frame boundaries: the shift is within +-maxMs, the
+    shifted phase is R/2 when the budget allows, and otherwise as far from a refresh as it allows;
+    the shift never moves a boundary closer to a refresh than it was."""
+    r = page.evaluate("""async () => {
+      const p = await import("/js/phase.js");
+      const R = 1000 / 60;
+      const rows = [];
+      for (let phase = 0; phase < R; phase += 0.25) {
+        for (const max of [0, 2, 4, 9]) rows.push({ phase, max, shift: p.phaseShift(phase, R, max) });
+      }
+      return { rows, wrap: [p.wrap(9, R), p.wrap(-9, R), p.wrap(3, R)], mod: p.mod(-1, R),
+               mean: p.meanPhase([R - 0.5, 0.5, R - 0.25, 0.25], R), none: p.meanPhase([], R) };
+    }""")
+    dist = lambda phase: min(phase % REFRESH, REFRESH - phase % REFRESH)  # noqa: E731 -- to a refresh
+    for row in r["rows"]:
+        phase, cap, shift = row["phase"], row["max"], row["shift"]
+        assert abs(shift) <= cap + 1e-9, row
+        after = dist(phase + shift)
+        assert after == pytest.approx(min(REFRESH / 2, dist(phase) + cap), abs=1e-6), row
+        assert after >= dist(phase) - 1e-9, row
+    assert r["wrap"] == pytest.approx([9 - REFRESH, REFRESH - 9, 3])
+    assert r["mod"] == pytest.approx(REFRESH - 1)
+    assert min(r["mean"], REFRESH - r["mean"]) < 1e-6  # the circular mean of phases around 0
+    assert r["none"] != r["none"]  # NaN
+
+
+def test_scheduled_start_runs_the_clock_at_the_planned_shift(page: Any) -> None:
+    """With the lock, the controller samples the animation-frame grid while it prepares, plans a
+    shift within +-phaseMaxMs from where that grid falls against the start's frame boundary, and
+    calls play() the shift before the instant -- never earlier. A grid sampled independently after
+    the start puts the boundary where the controller predicted. While playing, the correction
+    steers to the shift: the clock at the shift keeps the base rate, past it the rate moves."""
+    r = page.evaluate("""async () => {
+      const { video, controller, serverNow, next, state } = await makeFake({ controller: { phaseLock: true, phaseMaxMs: 4 } });
+      const p = await import("/js/phase.js");
+      const s = state({ at_ms: serverNow() + 500 });
+      controller.setState(s);
+      await next("start");
+      const playCall = video.calls.find((c) => c[0] === "play")[2];
+      const playedAt = performance.timeOrigin + playCall + 12345;  // as server time
+      const shift = controller.phaseShiftMs;
+      const phase = { ...controller.phase };
+      const onPlan = (extraMs) => {  // the fake at the timeline plus the shift (plus extraMs)
+        video._pos = controller.expected() + (shift + extraMs) / 1000; video._t0 = performance.now();
+        controller._starting = null; controller.correcting = false; controller._step(null);
+        return video.playbackRate;
+      };
+      const atPlan = onPlan(0);
+      const pastPlan = onPlan(3);
+      // an independent look at the grid, after the start
+      const stamps = await new Promise((resolve) => {
+        const seen = [];
+        const tick = (t) => { seen.push(t); if (seen.length < 20) requestAnimationFrame(tick); else resolve(seen); };
+        requestAnimationFrame(tick);
+      });
+      const grid = p.fitGrid(stamps);
+      const boundaryPerf = s.at_ms - 12345 - performance.timeOrigin;
+      const seen = p.boundaryPhase(grid, boundaryPerf);
+      return { shift, phase, planned: p.phaseShift(phase.gridMs, phase.refreshMs, 4), seen, grid,
+               early: s.at_ms - playedAt, atPlan, pastPlan };
+    }""")
+    assert abs(r["shift"]) <= 4
+    assert r["shift"] == pytest.approx(r["planned"]) and r["phase"]["shiftMs"] == r["shift"]
+    assert r["phase"]["refreshMs"] == pytest.approx(r["grid"]["refreshMs"], abs=0.05)
+    gap = abs(r["seen"] - r["phase"]["gridMs"]) % r["grid"]["refreshMs"]
+    assert min(gap, r["grid"]["refreshMs"] - gap) < 1.0, (r["seen"], r["phase"])
+    assert r["early"] <= r["shift"] + 0.5, "play() came before its planned instant"
+    assert r["atPlan"] == 1
+    assert r["pastPlan"] < 1
+
+
+def test_phase_lock_off_by_default_and_query_options(page: Any) -> None:
+    """The lock is off by default (it did not raise frame agreement under load: docs/benchmarks.md,
+    "Displays"): no shift is planned; `phase=1` turns it on, `phase=0` off, `phase_max_ms` sets
+    the budget; the anchors' presets never lock."""
+    r = page.evaluate("""async () => {
+      const { controller, serverNow, next, state } = await makeFake();
+      controller.setState(state({ at_ms: serverNow() + 200 }));
+      await next("start");
+      const e = await import("/js/engine.js");
+      const q = (s) => e.optionsFromQuery(new URLSearchParams(s));
+      const d = await import("/js/drift.js");
+      return { shift: controller.phaseShiftMs, phase: controller.phase, off: q("phase=0"), on: q("phase=1"),
+               budget: q("phase_max_ms=2.5"),
+               presets: d.PRESETS, lock: d.DEFAULT_OPTIONS.phaseLock };
+    }""")
+    assert r["shift"] == 0 and r["phase"] is None
+    assert r["off"]["phaseLock"] is False and r["on"]["phaseLock"] is True and r["budget"]["phaseMaxMs"] == 2.5
+    assert r["lock"] is False
+    assert all(r["presets"][name]["phaseLock"] is False for name in ("syncplayer", "jellyfin", "plain"))
