@@ -25,9 +25,10 @@ from synctv.api.openapi import QueryParam
 from synctv.core.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from synctv.core.models import MediaItem, User
 from synctv.core.permissions import Permission
-from synctv.live.fanout import FLVViewer, http_chunk, write_now
+from synctv.live.fanout import FLVViewer, http_chunk
 from synctv.live.service import LIVE_PROVIDERS, LiveHub
 from synctv.live.streams import LiveStream
+from synctv.socket_writes import write_now
 
 ROUTES = RouteTable("live")
 _HOST = re.compile(r"^[A-Za-z0-9.:\[\]-]{1,255}$")
@@ -49,7 +50,7 @@ STREAM_INFO = s.JsonObject(max_bytes=1 << 20, description="state, codecs, size, 
 
 class RequestSink:
     """A twisted.web request as an FLV viewer's sink. The first write goes through the request (it
-    sends the headers); later ones straight to a plain TCP transport (``fanout.write_now``), framed
+    sends the headers); later ones straight to a plain TCP transport (``synctv.socket_writes.write_now``), framed
     as a chunk when the response is chunked (HTTP/1.1)."""
 
     def __init__(self, request: IRequest) -> None:

@@ -2,7 +2,7 @@
 
 - ``write_buffer_empty(transport)``: a ``tcp.Server`` has nothing queued to send: its
   ``dataBuffer`` and the private ``_tempDataBuffer`` list (where ``write`` appends) are empty, so
-  bytes written straight to the socket now keep their order (``realtime.protocol.write_now``).
+  bytes written straight to the socket now keep their order (``synctv.socket_writes.write_now``).
 - ``resume_when_writable(transport)``: a ``tcp.Server`` with nothing queued and a streaming
   producer (an ``HTTPChannel``) calls that producer's ``resumeProducing`` once its socket is
   writable again, without a byte written through it: it marks its producer paused

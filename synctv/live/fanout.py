@@ -13,7 +13,7 @@ viewer the same ``bytes`` for each batch of FLV tags; a viewer never copies or r
 
 Nothing here blocks or waits: the publisher's side never notices a slow viewer.
 
-Writing a batch to a viewer's socket (:func:`write_now`, :func:`http_chunk`): a plain
+Writing a batch to a viewer's socket (`synctv.socket_writes.write_now`, :func:`http_chunk`): a plain
 ``transport.write`` appends to Twisted's buffer and arms EPOLLOUT, so a fan-out to N viewers costs
 two epoll calls and a second reactor pass per viewer and batch. When the transport has nothing
 queued, the batch goes to the socket at once, in order; what the kernel does not take is queued by
@@ -26,12 +26,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
-
-from synctv.compat.twisted import write_buffer_empty
 
 ENDED = "ended"  # the publisher stopped: a clean end of stream
 CLOSED = "closed"  # the server closed the viewer (too slow, or shutting down)
@@ -49,19 +46,6 @@ class ViewerSink(Protocol):
 
 
 FromKey = Callable[[], "bytes | None"]
-
-
-def write_now(transport: Any, data: bytes) -> None:
-    """Write ``data`` to ``transport``, straight to the socket when nothing is queued ahead of it
-    (module docstring). Only a plain TCP transport (``tcp.Server``) takes that path."""
-    if (type(transport) is tcp.Server and not transport.disconnecting and not transport.disconnected
-            and write_buffer_empty(transport)):
-        sent = transport.writeSomeData(data)
-        if isinstance(sent, int) and sent >= 0:
-            if sent < len(data):
-                transport.write(data[sent:])
-            return
-    transport.write(data)
 
 
 _last_chunk: list[bytes] = [b"", b""]  # the last batch and its framing (every viewer gets the same object)

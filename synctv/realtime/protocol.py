@@ -43,6 +43,7 @@ from synctv.core.realtime import RealtimeLimits
 from synctv.realtime.auth import ConnectionAuthorizer, Principal, choose_subprotocol, token_from_request
 from synctv.realtime.connections import ConnectionRuntime, Slot
 from synctv.realtime.session import CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_TOO_SLOW, ConnectionSession
+from synctv.socket_writes import write_now
 
 OPEN_HANDSHAKE_TIMEOUT_S = 10.0
 CLOSE_HANDSHAKE_TIMEOUT_S = 5.0
@@ -78,29 +79,6 @@ class SendPressure:
         if self.paused:
             self.queued += size
         return self.queued
-
-
-def write_now(transport: Any, data: bytes) -> None:
-    """Write ``data``, straight to the socket when nothing is queued ahead of it.
-
-    A plain ``transport.write`` appends to the buffer and arms EPOLLOUT, so a fan-out to 10,000
-    sockets costs two epoll calls and a second reactor pass per socket. When the transport's
-    buffer is empty the bytes can go out at once, in order; what the kernel does not take is
-    buffered by Twisted as usual (and counts for back-pressure). Only plain TCP transports take
-    this path; TLS and anything else use ``write``.
-    """
-    if (
-        type(transport) is tcp.Server
-        and write_buffer_empty(transport)
-        and not transport.disconnecting
-        and not transport.disconnected
-    ):
-        sent = transport.writeSomeData(data)
-        if isinstance(sent, int) and sent >= 0:
-            if sent < len(data):
-                transport.write(data[sent:])
-            return
-    transport.write(data)
 
 
 def write_direct(protocols: Iterable[RoomProtocol], data: bytes, frame: Any) -> None:

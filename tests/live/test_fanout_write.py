@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from twisted.internet.testing import StringTransport
 
-from synctv.live.fanout import http_chunk, write_now
+from synctv.live.fanout import http_chunk
+from synctv.socket_writes import write_now
 
 
 def test_a_batch_is_one_http_chunk_built_once_for_every_viewer() -> None:

@@ -7,7 +7,7 @@ import hashlib
 import pytest_twisted
 from twisted.internet import defer, protocol, tcp
 
-from synctv.realtime.protocol import write_now
+from synctv.socket_writes import write_now
 
 CHUNK = bytes(range(256)) * 4096  # 1 MiB, more than a loopback socket takes in one send
 
