@@ -270,7 +270,11 @@ class SynctvSite(server.Site):
     requestFactory = SynctvRequest
     _site_log = Logger()
 
-    def __init__(self, root: SiteRoot, api: SynctvAPI, *, max_body_bytes: int, reactor: Any = None) -> None:
+    def __init__(
+        self, root: SiteRoot, api: SynctvAPI, *, max_body_bytes: int, reactor: Any = None, uploads: Any = None,
+    ) -> None:
+        """``uploads``: the upload routes' policy (``synctv.api.uploads.UploadPolicy``, from the displays
+        subsystem); with one, requests are ``UploadRequest``s that spool those bodies."""
         # bodies are JSON, never forms: twisted must not parse them into request.args
         kwargs: dict[str, Any] = {"logFormatter": access_log_formatter, "parsePOSTFormSubmission": False}
         if reactor is not None:
@@ -280,6 +284,11 @@ class SynctvSite(server.Site):
         self.api = api
         self.metrics = api.metrics
         self.max_body_bytes = max_body_bytes
+        self.uploads = uploads
+        if uploads is not None:
+            from synctv.api.uploads import UploadRequest  # not at import time: uploads imports this module
+
+            self.requestFactory = UploadRequest
         self.active_requests: set[SynctvRequest] = set()
         self._idle_waiters: list[Deferred[bool]] = []
 
@@ -364,4 +373,5 @@ def build_site(
     static_root = StaticFiles(str(web_dir))
     static_root.putChild(b"vendor", vendor_resource(web_dir))
     root = SiteRoot(api.resource(), static_root)
-    return SynctvSite(root, api, max_body_bytes=max_body_bytes, reactor=reactor)
+    uploads = displays.uploads if displays is not None else None
+    return SynctvSite(root, api, max_body_bytes=max_body_bytes, reactor=reactor, uploads=uploads)

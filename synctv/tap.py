@@ -243,7 +243,6 @@ class SynctvService(OrderedServices):
         site = build_site(actions, web_dir=web_dir(), reactor=reactor, live=live, proxy=proxy, displays=displays,
                           metrics=metrics, accounts=catalog.accounts, online=realtime.online)
         site.mount_ws(ws)
-        displays.attach(site)
         self._adopt("displays", displays)
         await displays.ready
         self._adopt("proxy", proxy)

@@ -109,7 +109,15 @@ class DisplayActions:
     def __init__(
         self, *, actions: Actions, secret: str, videos: VideoActions, lan_networks: Sequence[Any] = (),
         udp_ports: PortRanges = DEFAULT_PORT_RANGES,
+        presence: Callable[[str], dict[str, Any] | None] | None = None,
+        port_status: Callable[[DisplayEvent], dict[str, Any]] = _no_port_status,
+        events_changed: Callable[[], Deferred[None]] = _nothing,
+        watch_room: Callable[[str], None] = lambda room_id: None,
     ) -> None:
+        """The last four are what the subsystem (``synctv.displays.subsystem``) connects, given at
+        construction: ``presence`` a screen's online status and telemetry (realtime),
+        ``port_status`` an event's UDP port state, ``events_changed`` rebinds the UDP ports on every
+        node, ``watch_room`` has this node's end-of-video worker follow a room."""
         self.actions = actions
         self.store = actions.store
         self.clock = actions.clock
@@ -118,11 +126,10 @@ class DisplayActions:
         self.lan_networks = tuple(lan_networks)
         self.udp_ports = udp_ports
         self._secret = secret
-        # seams the runtime (synctv.displays.subsystem) connects:
-        self.presence: Callable[[str], dict[str, Any] | None] = _no_status  # realtime: online, telemetry
-        self.port_status: Callable[[DisplayEvent], dict[str, Any]] = _no_port_status  # the UDP ports
-        self.events_changed: Callable[[], Deferred[None]] = _nothing  # rebind UDP ports (every node)
-        self.watch_room: Callable[[str], None] = lambda room_id: None  # the end-of-video worker
+        self.presence = presence if presence is not None else _no_status
+        self.port_status = port_status
+        self.events_changed = events_changed
+        self.watch_room = watch_room
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The display subsystem assembled: use-cases, UDP trigger ports, the end-of-video worker, and
 their hooks into the Site (routes, upload spooling), the providers and the bus.
 
-``synctv.tap`` builds one ``DisplayRuntime`` after the store and the Site exist, ``attach``es it
-to the Site and ``start``s it; ``stop`` releases the ports and timers before the store closes.
+``synctv.tap`` builds one ``DisplayRuntime`` once the store is open, before the Site, and gives it
+to ``build_site`` (its routes' use-cases, and ``uploads``, the policy the Site's requests spool
+bodies by); as a child service it ``start``s, and ``stop`` releases the ports and timers before the
+store closes. Every hook it connects is given to ``DisplayActions`` at construction.
 
 Which display rooms the end-of-show worker follows: with ``follow_all=False`` (the server:
 ``synctv.tap``) only the display rooms with a screen (a connection) on this node, as the
@@ -29,7 +31,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
 from synctv.actions import Actions
-from synctv.api.uploads import UploadBudget, UploadPolicy, UploadRequest, UploadRoute
+from synctv.api.uploads import UploadBudget, UploadPolicy, UploadRoute
 from synctv.bus import Message
 from synctv.config import DisplaysConfig, TriggerConfig
 from synctv.core import auth, permissions
@@ -74,20 +76,19 @@ class DisplayRuntime(Service):
         self.base_url = public_url.rstrip("/") if public_url else ""
         self.videos = VideoActions(store=self.store, clock=self.clock, data_dir=data_dir,
                                    base_url=self.base_url, ffprobe=ffprobe, run_in_thread=run_in_thread)
-        self.displays = DisplayActions(actions=actions, secret=secret, videos=self.videos,
-                                       lan_networks=triggers.lan_networks, udp_ports=triggers.udp_ports)
         self.metrics = TriggerMetrics(registry)
         self.ports = UdpTriggerPorts(load_events=self.store.list_events, fire=self._fire_udp, reactor=reactor,
                                      clock=self.clock, interface=triggers.udp_bind, allowed=triggers.udp_ports,
                                      timer=timer, metrics=self.metrics)
         self.worker = EndedWorker(store=self.store, bus=self.bus, clock=self.clock, reactor=reactor,
                                   duration_of=self._duration_of, on_room_deleted=self._room_deleted)
-        if presence is not None:
-            self.displays.presence = lambda display_id: presence(display_id) or {"online": False}
+        self.displays = DisplayActions(
+            actions=actions, secret=secret, videos=self.videos, lan_networks=triggers.lan_networks,
+            udp_ports=triggers.udp_ports, port_status=self.ports.status, events_changed=self._events_changed,
+            watch_room=self._watch,
+            presence=None if presence is None else (lambda display_id: presence(display_id) or {"online": False}),
+        )
         self.ready: Deferred[None] | None = None
-        self.displays.port_status = self.ports.status
-        self.displays.events_changed = self._events_changed
-        self.displays.watch_room = self._watch
         if "upload" not in actions.providers:
             actions.providers.register(UploadProvider(self.store, self.base_url))
         self.uploads = UploadPolicy(
@@ -100,12 +101,6 @@ class DisplayRuntime(Service):
             timer=timer if timer is not None else reactor, run_in_thread=run_in_thread,
         )
         self._unsubscribe: Any = None
-
-    def attach(self, site: Any) -> None:
-        """Serve the display routes (``synctv.api.display_routes``) and spool uploads on ``site``."""
-        site.api.displays = self
-        site.uploads = self.uploads
-        site.requestFactory = UploadRequest
 
     def startService(self) -> None:
         super().startService()

@@ -13,12 +13,13 @@ import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred
 
+from synctv.api.metrics import HttpMetrics
 from synctv.bus import InProcessBus
 from synctv.core.clock import ManualClock
 from synctv.site import build_site
 from synctv.store.interface import Store
 from tests.api.api_support import WEB_DIR, Served, World, make_accounts, make_actions
-from tests.displays.support import attach_displays, stop_displays
+from tests.displays.support import start_displays, stop_displays
 
 
 @pytest.fixture
@@ -26,10 +27,13 @@ def world(store: Store, tmp_path: Path) -> Iterator[World]:
     clock = ManualClock()
     bus = InProcessBus()
     actions = make_actions(store, clock, bus)
-    served = Served(build_site(actions, web_dir=WEB_DIR, accounts=make_accounts(store, clock)))
+    metrics = HttpMetrics()
+    displays = start_displays(actions, tmp_path / "data", metrics.registry)
+    served = Served(build_site(actions, web_dir=WEB_DIR, accounts=make_accounts(store, clock), displays=displays,
+                               metrics=metrics))
     w = World(store=store, clock=clock, actions=actions, site=served.site, client=served.client, bus=bus)
     w.served = served
-    w.extra["displays"] = attach_displays(served.site, actions, tmp_path / "data")
+    w.extra["displays"] = displays
 
     async def populate() -> None:
         await w.add_user("root", "root")

@@ -19,16 +19,15 @@ from synctv.config import DisplaysConfig, TriggerConfig
 from synctv.core.displays import parse_networks
 from synctv.core.triggers import DEFAULT_UDP_PORTS, PortRanges
 from synctv.displays.subsystem import DisplayRuntime
-from synctv.site import SynctvSite
 from tests.api.api_support import SECRET, WEB_DIR
 
 
-def attach_displays(
-    site: SynctvSite, actions: Actions, data_dir: Path, *, lan_networks: Sequence[str] = (),
+def start_displays(
+    actions: Actions, data_dir: Path, registry: Any, *, lan_networks: Sequence[str] = (),
     reactor: Any = None, udp_ports: str = DEFAULT_UDP_PORTS, limits: DisplaysConfig = DisplaysConfig(),
     **options: Any,
 ) -> DisplayRuntime:
-    """A started DisplayRuntime serving ``site`` (UDP ports on 127.0.0.1, inside ``udp_ports``; no
+    """A started DisplayRuntime (give it to ``build_site(displays=...)``) (UDP ports on 127.0.0.1, inside ``udp_ports``; no
     ``lan_networks`` unless given); stop it with ``stop_displays``."""
     if reactor is None:
         from twisted.internet import reactor as global_reactor
@@ -38,9 +37,8 @@ def attach_displays(
                              udp_bind="127.0.0.1")
     runtime = DisplayRuntime(
         actions=actions, secret=SECRET, data_dir=data_dir, web_dir=WEB_DIR, reactor=reactor,
-        triggers=triggers, limits=limits, registry=site.api.metrics.registry, **options,
+        triggers=triggers, limits=limits, registry=registry, **options,
     )
-    runtime.attach(site)
     pytest_twisted.blockon(Deferred.fromCoroutine(runtime.start()))
     return runtime
 
