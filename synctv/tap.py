@@ -194,8 +194,7 @@ class SynctvService(OrderedServices):
         from synctv.providers.upload import UploadProvider
         from synctv.proxy.gateway import open_media_proxy
         from synctv.proxy.proxy_urls import ProxyLinks
-        from synctv.realtime.connections import ConnectionRuntime
-        from synctv.realtime.resource import build_realtime
+        from synctv.realtime.resource import build_realtime, new_runtime
         from synctv.site import SiteService, build_site
         from synctv.store import open_store, parse_database_url
         from synctv.workers.node import build_workers
@@ -230,7 +229,7 @@ class SynctvService(OrderedServices):
         proxy = await open_media_proxy(config.proxy, data_dir=config.data, links=proxy_links, actions=actions,
                                        reactor=reactor)
         limits = RealtimeLimits(**attrs.asdict(config.realtime))
-        realtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor, feeds=(catalog.danmaku,),
+        realtime = new_runtime(actions=actions, limits=limits, scheduler=reactor, feeds=(catalog.danmaku,),
                                      ice_servers=config.webrtc.ice_servers)
         metrics = HttpMetrics(scrape_networks=config.metrics_networks)
         displays = DisplayRuntime(

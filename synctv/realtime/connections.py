@@ -54,10 +54,11 @@ class ConnectionRuntime(Service):
     """See the module docstring.
 
     ``prepare`` turns an encoded message into a frame that can be written to many connections
-    (the WebSocket factory's ``prepareMessage``; the identity by default, for tests with fake
-    sinks), and ``send_many(frame, sinks)`` writes such a frame to many connections (the
-    factory's ``send_many``, a tight loop over the transports; ``send_shared`` on each sink by
-    default). ``scheduler`` provides ``callLater`` (the reactor, or a ``task.Clock`` in tests).
+    (``synctv.realtime.protocol.prepare_text``; the identity by default, for tests with fake
+    sinks), and ``send_many(frame, sinks)`` writes such a frame to many connections
+    (``protocol.send_many``, a tight loop over the transports; ``send_shared`` on each sink by
+    default). Both are given at construction: ``synctv.realtime.resource.new_runtime`` gives the
+    real ones, and the WebSocket factory refuses a runtime without them. ``scheduler`` provides ``callLater`` (the reactor, or a ``task.Clock`` in tests).
     """
 
     log = Logger()
@@ -65,6 +66,7 @@ class ConnectionRuntime(Service):
     def __init__(
         self, *, actions: Actions, limits: RealtimeLimits, scheduler: IReactorTime, bus: Bus | None = None,
         clock: Clock | None = None, node_id: str | None = None, prepare: Prepare | None = None,
+        send_many: SendMany | None = None,
         feeds: Sequence[FeedFactory] = (),
         ice_servers: Sequence[Mapping[str, Any]] = (),
     ) -> None:
@@ -75,7 +77,7 @@ class ConnectionRuntime(Service):
         self.clock = clock if clock is not None else actions.clock
         self.node_id = node_id or new_node_id()
         self.prepare: Prepare = prepare if prepare is not None else (lambda payload: payload)
-        self.send_many: SendMany = send_each
+        self.send_many: SendMany = send_many if send_many is not None else send_each
         self.feeds = tuple(feeds)  # each room session's feeds (synctv.providers.danmaku)
         # sent in every welcome: the ICE servers of [webrtc] ice_servers, for voice (docs/realtime.md)
         self.welcome_extra = {"webrtc": {"ice_servers": [dict(server) for server in ice_servers]}}

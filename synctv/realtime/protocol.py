@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred
@@ -384,6 +384,12 @@ class RoomProtocol(WebSocketServerProtocol):
             self.factory.runtime.release(slot)
 
 
+def prepare_text(payload: bytes) -> PreparedMessage:
+    """A server's text frame built once for many connections (the fan-out encodes once): what
+    ``WebSocketServerFactory.prepareMessage`` makes, unmasked as a server's frames are."""
+    return PreparedMessage(payload, False, False, False)
+
+
 class RoomProtocolFactory(WebSocketServerFactory):
     """Builds ``RoomProtocol``s with the limits of ``[realtime]`` as Autobahn options."""
 
@@ -410,9 +416,6 @@ class RoomProtocolFactory(WebSocketServerFactory):
             webStatus=False,
             tcpNoDelay=True,
         )
-        runtime.prepare = self.prepare_text
-        runtime.send_many = send_many
-
-    def prepare_text(self, payload: bytes) -> Any:
-        """A text frame built once for many connections (fan-out encodes once)."""
-        return self.prepareMessage(payload, isBinary=False)
+        if runtime.prepare is not prepare_text or runtime.send_many is not send_many:
+            raise TypeError("the runtime writes to sockets with prepare_text and send_many: build it with "
+                            "synctv.realtime.resource.new_runtime")

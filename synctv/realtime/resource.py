@@ -22,7 +22,7 @@ from synctv.api.errors import write_error
 from synctv.core.realtime import RealtimeLimits
 from synctv.realtime.auth import ConnectionAuthorizer, DisplayAuthenticator
 from synctv.realtime.connections import ConnectionRuntime
-from synctv.realtime.protocol import RoomProtocolFactory
+from synctv.realtime.protocol import RoomProtocolFactory, prepare_text, send_many
 
 ROUTE = "/ws/rooms/{room}"
 
@@ -85,6 +85,12 @@ class RoomsWebSocketResource(resource.Resource):
         return server.NOT_DONE_YET
 
 
+def new_runtime(**options: Any) -> ConnectionRuntime:
+    """A ``ConnectionRuntime`` (``options`` are its own) that writes to real WebSocket connections:
+    frames prepared once (``prepare_text``) and written by one tight loop (``send_many``)."""
+    return ConnectionRuntime(prepare=prepare_text, send_many=send_many, **options)
+
+
 def build_realtime(
     actions: Actions, limits: RealtimeLimits, *, reactor: Any, node_id: str | None = None,
     display_authenticator: DisplayAuthenticator | None = None, runtime: ConnectionRuntime | None = None,
@@ -94,7 +100,7 @@ def build_realtime(
     ``site.mount_ws(resource)``; the runtime is a Service: start it (``startService``) and stop
     it on shutdown (``stopService`` closes every connection with 1001)."""
     if runtime is None:
-        runtime = ConnectionRuntime(actions=actions, limits=limits, scheduler=reactor, node_id=node_id)
+        runtime = new_runtime(actions=actions, limits=limits, scheduler=reactor, node_id=node_id)
     authorizer = ConnectionAuthorizer(actions, display_authenticator)
     factory = RoomProtocolFactory(runtime, authorizer, limits, reactor=reactor, **factory_options)
     return runtime, RoomsWebSocketResource(factory)

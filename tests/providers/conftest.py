@@ -29,7 +29,7 @@ from synctv.providers.node import Catalog, build_catalog
 from synctv.proxy.gateway import open_media_proxy
 from synctv.proxy.proxy_urls import ProxyLinks
 from synctv.realtime.connections import ConnectionRuntime
-from synctv.realtime.resource import build_realtime
+from synctv.realtime.resource import build_realtime, new_runtime
 from synctv.site import build_site
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate
@@ -163,7 +163,7 @@ def pw(tmp_path: Path, fakes: Fakes) -> Iterator[ProviderWorld]:
     proxy = pytest_twisted.blockon(Deferred.fromCoroutine(open_media_proxy(
         config.proxy, data_dir=config.data, links=links, actions=actions, reactor=reactor, revalidate_s=None)))
     site = build_site(actions, web_dir=WEB_DIR, proxy=proxy, accounts=catalog.accounts)
-    runtime = ConnectionRuntime(actions=actions, limits=LIMITS, scheduler=reactor, feeds=(catalog.danmaku,))
+    runtime = new_runtime(actions=actions, limits=LIMITS, scheduler=reactor, feeds=(catalog.danmaku,))
     _, ws = build_realtime(actions, LIMITS, reactor=reactor, runtime=runtime, close_handshake_timeout_s=3.0)
     site.mount_ws(ws)
     runtime.start()
