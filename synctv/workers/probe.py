@@ -13,7 +13,11 @@ upstream unless ``[proxy] allow_networks`` admits it), the item's headers, a ``R
 box sizes to a ``moov`` after ``mdat`` with one more ranged fetch), FLV ``onMetaData``, the EXTINF
 sum of a VOD HLS playlist (a master playlist's first variant). A container those do not read is
 handed to ffprobe when it is on the PATH (the fetched bytes, in a temporary file: ffprobe never
-opens a URL itself, so it cannot reach what the address check refuses).
+opens a URL itself, so it cannot reach what the address check refuses). Given only the head of a
+longer file, ffprobe's answer is taken only for containers that state their duration in their
+header (``HEADER_DURATION_FORMATS``: Matroska/WebM, AVI, ASF, WAV); for the others (MPEG-TS, MP3,
+Ogg, ...) it would measure the head, a few seconds, and auto-advance would cut the item short, so
+the probe fails with a reason instead.
 
 Outcome (``Actions.record_probe``): the duration, or ``probe_error`` (why, shown on the item) and
 a retry after ``backoff_s * 2**attempts`` (at most ``max_backoff_s``). A lease lost meanwhile
@@ -40,6 +44,8 @@ HEAD_BYTES = 64 * 1024
 MAX_PLAYLIST_BYTES = 2 << 20
 MAX_HOPS = 6
 FFPROBE_TIMEOUT_S = 20.0
+# ffprobe format names whose duration is read from the header, so the head of the file suffices.
+HEADER_DURATION_FORMATS = frozenset({"matroska", "webm", "avi", "asf", "wav"})
 
 
 class MediaReader:
@@ -111,27 +117,34 @@ class MediaReader:
                     raise ProbeError("the MP4 file ends before its moov box")
             raise ProbeError("the MP4 moov box was not found within a few reads")
         if self.ffprobe is not None:
-            return await self._ffprobe(head)
+            return await self._ffprobe(head, whole=len(head) < self.head_bytes)
         raise ProbeError("an unknown container (not MP4, FLV or HLS) and ffprobe is not installed")
 
-    async def _ffprobe(self, head: bytes) -> float:
+    async def _ffprobe(self, head: bytes, *, whole: bool) -> float:
+        """ffprobe's duration of ``head`` (all of the file when ``whole``)."""
         fd, path = tempfile.mkstemp(prefix="synctv-probe-")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(head)
             assert self.ffprobe is not None
             d = getProcessOutputAndValue(
-                self.ffprobe, ["-v", "error", "-show_entries", "format=duration", "-of",
-                               "default=noprint_wrappers=1:nokey=1", path], env={}, reactor=self.reactor)
+                self.ffprobe, ["-v", "error", "-show_entries", "format=duration,format_name", "-of",
+                               "default=noprint_wrappers=1", path], env={}, reactor=self.reactor)
             out, _err, code = await d.addTimeout(FFPROBE_TIMEOUT_S, self.reactor)
         finally:
             os.unlink(path)
+        fields = dict(line.partition("=")[::2] for line in out.decode("utf-8", "replace").splitlines()) \
+            if code == 0 else {}
         try:
-            value = float(out.strip().splitlines()[0]) if code == 0 and out.strip() else None
+            value = float(fields.get("duration", ""))
         except ValueError:
             value = None
         if value is None or not value > 0 or value == float("inf"):
             raise ProbeError("ffprobe found no duration in the first bytes of the file")
+        names = fields.get("format_name", "")
+        if not whole and not HEADER_DURATION_FORMATS.intersection(names.split(",")):
+            raise ProbeError(f"a {names or 'file of this kind'} file does not state its duration in its first "
+                             f"{self.head_bytes // 1024} KiB; ffprobe could only measure that part")
         return value
 
 

@@ -17,7 +17,7 @@ from twisted.web.static import File
 
 from synctv.core.clock import ManualClock
 from synctv.proxy.upstream import UpstreamClient
-from synctv.workers.probe import MediaReader, ProbeStep
+from synctv.workers.probe import HEAD_BYTES, MediaReader, ProbeStep
 from tests.api.api_support import make_actions
 from tests.store.conftest import Builders
 
@@ -30,10 +30,14 @@ SRC = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-f", "lavfi", "-i",
 @pytest.fixture(scope="module")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("media")
-    for name, extra in (("clip.mp4", []), ("clip.flv", []), ("clip.mkv", []),
+    for name, extra in (("clip.mp4", []), ("clip.flv", []), ("clip.mkv", []), ("clip.ts", []),
                         ("hls/index.m3u8", ["-f", "hls", "-hls_time", "0.5", "-hls_playlist_type", "vod"])):
         (folder / name).parent.mkdir(exist_ok=True)
         subprocess.run(["ffmpeg", "-v", "error", *SRC, *extra, str(folder / name)], check=True)
+    for name in ("long.mkv", "long.ts"):  # 20 s, several times the probe's 64 KiB head
+        subprocess.run(["ffmpeg", "-v", "error", *SRC[:8], "-t", "20", "-pix_fmt", "yuv420p", "-c:v", "libx264",
+                        "-preset", "ultrafast", "-c:a", "aac", str(folder / name)], check=True)
+        assert (folder / name).stat().st_size > 4 * HEAD_BYTES
     (folder / "master.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=100000\nhls/index.m3u8\n")
     return folder
 
@@ -89,3 +93,18 @@ async def test_the_address_check_of_the_proxy_applies(store, make: Builders, ser
     found, _, _ = await probe_all(store, make, served, {"mp4": "/clip.mp4"}, allow=())
     assert found["mp4"].duration is None
     assert found["mp4"].probe_error and "127.0.0.1" in found["mp4"].probe_error
+
+
+@pytest_twisted.ensureDeferred
+async def test_ffprobe_on_a_head_is_trusted_only_where_the_header_states_the_duration(
+        store, make: Builders, served: str):
+    """ffprobe sees the probe's first 64 KiB. A long Matroska file states its 20 s in its header; a
+    long MPEG-TS does not, and ffprobe would measure the head (a second or two) and auto-advance
+    would cut the item short: the probe says why instead. A TS file shorter than the head is
+    whole, so its measure is right."""
+    found, _, _ = await probe_all(store, make, served, {"long_mkv": "/long.mkv", "long_ts": "/long.ts",
+                                                        "short_ts": "/clip.ts"})
+    assert found["long_mkv"].duration == pytest.approx(20, abs=0.2), found["long_mkv"].probe_error
+    assert found["long_ts"].duration is None
+    assert "mpegts" in found["long_ts"].probe_error and "64 KiB" in found["long_ts"].probe_error
+    assert found["short_ts"].duration == pytest.approx(1.5, abs=0.1), found["short_ts"].probe_error
