@@ -1,4 +1,4 @@
-"""External tools the tests need (ffmpeg, ffprobe, chromium, nginx, nginx's RTMP module): one
+"""External tools the tests need (ffmpeg, ffprobe, chromium, nginx, nginx's RTMP module, curl): one
 place decides what a missing one means.
 
 Without the tool a test is skipped, with the reason; with ``SYNCTV_REQUIRE_TOOLS=1`` (``.ci/run``

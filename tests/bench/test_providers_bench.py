@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 
 from bench import providers
 
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg")]
+pytestmark = [pytest.mark.integration, pytest.mark.tools("ffmpeg")]
 
 
 def test_providers_benchmark_quick_mode(capsys: pytest.CaptureFixture[str]) -> None:

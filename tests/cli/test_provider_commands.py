@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from tests.integration.processes import child_env
 from tests.providers.upstreams import FakeUpstreams
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not shutil.which("ffmpeg") or not shutil.which("curl"), reason="needs ffmpeg, curl")]
+              pytest.mark.tools("ffmpeg", "ffprobe", "curl")]
 start_server = integration.start_server
 cli = integration.cli
 

@@ -6,7 +6,6 @@ ffmpeg publish keeps streaming and its HTTP-FLV viewer keeps receiving, during a
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import time
 import urllib.parse
@@ -22,7 +21,7 @@ from tests.live.rtmp_client import RTMPTestClient, commands
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg"),
+    pytest.mark.tools("ffmpeg"),
 ]
 
 MAX_CONNECTIONS = 12
