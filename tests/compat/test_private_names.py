@@ -1,6 +1,8 @@
 """No private name of a dependency is used outside synctv/compat (the house rule): every
 ``x._name`` in the package names something synctv itself defines, except the few stdlib names
-listed here, and no ``_private`` module or name is imported from a dependency."""
+listed here, and no ``_private`` module or name is imported from a dependency. A name that
+synctv/compat reads from a dependency (``channel._command``) is flagged outside compat on any
+receiver but ``self``/``cls``, even where synctv happens to define the same name for its own."""
 
 from __future__ import annotations
 
@@ -37,15 +39,42 @@ def _defined(trees: list[tuple[Path, ast.Module]]) -> set[str]:
     return names
 
 
+def _private(name: object) -> bool:
+    return isinstance(name, str) and name.startswith("_") and not name.startswith("__")
+
+
+def _own(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id in ("self", "cls")
+
+
+def _compat_reads(trees: list[tuple[Path, ast.Module]]) -> set[str]:
+    """The private names synctv/compat reads from dependencies' objects (not its own ``self._x``)."""
+    names: set[str] = set()
+    for path, tree in trees:
+        if COMPAT not in path.parents:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _private(node.attr) and not _own(node.value):
+                names.add(node.attr)
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                  and node.func.id in ("getattr", "setattr", "hasattr") and len(node.args) >= 2
+                  and isinstance(node.args[1], ast.Constant) and _private(node.args[1].value)):
+                names.add(node.args[1].value)
+    return names
+
+
 def private_uses(trees: list[tuple[Path, ast.Module]]) -> list[str]:
-    defined = _defined(trees)
+    dependency = _compat_reads(trees)
+    defined = _defined([(path, tree) for path, tree in trees if COMPAT not in path.parents]) - dependency
     found = []
     for path, tree in trees:
         if COMPAT in path.parents:
             continue
         where = path.relative_to(PACKAGE.parent)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            if isinstance(node, ast.Attribute) and _private(node.attr):
+                if node.attr in dependency and _own(node.value):
+                    continue  # synctv's own attribute of the same name, on its own object
                 if node.attr not in defined and node.attr not in STDLIB:
                     found.append(f"{where}:{node.lineno}: .{node.attr}")
             elif isinstance(node, ast.ImportFrom) and node.module and not node.module.startswith("synctv"):
@@ -75,15 +104,20 @@ def test_the_check_finds_each_kind_of_private_use(tmp_path: Path) -> None:
         "    def f(self, transport, channel):\n"
         "        self._ours, self._mine = transport._tempDataBuffer, getattr(channel, '_command', None)\n"
         "        return self._mine, parts._replace(path='/')\n"
+        "class Session:\n"
+        "    def __init__(self, channel):\n"
+        "        self._command = channel._command\n"  # the same name as HTTPChannel's: ours on self only
     )
+    compat = "def request_line(channel):\n    return channel._command, channel._path\n"
     path = PACKAGE / "example.py"  # as if it were in the package (never written)
-    found = private_uses([(path, ast.parse(code))])
-    assert [f.split(": ", 1)[1] for f in found] == [
+    found = private_uses([(path, ast.parse(code)), (COMPAT / "example.py", ast.parse(compat))])
+    assert sorted(f.split(": ", 1)[1] for f in found) == sorted([
         "from twisted.web._newclient import ...",
         "from twisted.web.client import ['_HTTP11ClientFactory']",
         "._tempDataBuffer",
         "getattr(..., '_command')",
-    ], found
+        "._command",
+    ]), found
 
 
 def _bounds() -> dict[str, tuple[str, str]]:
