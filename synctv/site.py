@@ -5,9 +5,9 @@ Dispatch by the first path segment (``SiteRoot``):
 - ``/api/...``, ``/healthz``, ``/metrics``, ``/room/...``, ``/display/...``, the triggers -> the
   Klein resource of ``SynctvAPI`` (it sees the whole path, so its routes are written as
   ``/api/rooms/<room>``);
-- ``/ws/...`` -> ``SynctvSite.ws_resource`` once the realtime layer mounts it there with
-  ``site.mount_ws(resource)`` (it then sees ``rooms/{room}`` as its postpath); until then
-  Klein answers a JSON 404;
+- ``/ws/...`` -> ``SynctvSite.ws_resource``, the realtime layer's WebSocket resource given to
+  ``build_site(ws=...)`` (it sees ``rooms/{room}`` as its postpath); without one Klein answers a
+  JSON 404 (``mount_ws`` adds one to a site built without it: test worlds that need no socket);
 - anything else -> static files from ``web_dir`` (``index.html`` for directories, no listings).
 
 Request bodies are capped (``max_body_bytes``, 1 MiB) without buffering and without reading past
@@ -104,11 +104,12 @@ class _JSONError(resource.Resource):
 class SiteRoot(resource.Resource):
     """Hands each request to Klein, the WebSocket resource or the static files."""
 
-    def __init__(self, api: resource.IResource, static_root: resource.IResource) -> None:
+    def __init__(self, api: resource.IResource, static_root: resource.IResource,
+                 ws: resource.IResource | None = None) -> None:
         super().__init__()
         self.api = api
         self.static = static_root
-        self.ws_resource: resource.IResource | None = None
+        self.ws_resource = ws
 
     def getChildWithDefault(self, name: bytes, request: IRequest) -> resource.IResource:
         for segment in (name, *request.postpath):
@@ -362,16 +363,16 @@ def build_site(
     actions: Actions, *, web_dir: pathlib.Path, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     reactor: Any = None, live: Any = None, proxy: Any = None, displays: Any = None,
     metrics: HttpMetrics | None = None, routes: Sequence[RouteTable] = ROUTE_TABLES, accounts: Any = None,
-    online: page_routes.Online = page_routes.nobody_online,
+    online: page_routes.Online = page_routes.nobody_online, ws: resource.IResource | None = None,
 ) -> SynctvSite:
     """The Site serving the API (``routes``, with the subsystems they use: ``live`` a LiveHub,
     ``proxy`` a MediaProxy, ``displays`` a DisplayRuntime, ``accounts`` the ProviderAccounts; one
-    not given answers 503), the WebSocket endpoint once mounted, and ``web_dir`` (with the room
-    page; ``online`` says who is in a room for the home page: ``ConnectionRuntime.online``)."""
+    not given answers 503), the WebSocket endpoint ``ws`` at ``/ws/``, and ``web_dir`` (with the
+    room page; ``online`` says who is in a room for the home page: ``ConnectionRuntime.online``)."""
     api = SynctvAPI(actions, routes=routes, metrics=metrics, reactor=reactor, live=live, proxy=proxy,
                     displays=displays, accounts=accounts, pages=page_routes.RoomPages(web_dir, online))
     static_root = StaticFiles(str(web_dir))
     static_root.putChild(b"vendor", vendor_resource(web_dir))
-    root = SiteRoot(api.resource(), static_root)
+    root = SiteRoot(api.resource(), static_root, ws)
     uploads = displays.uploads if displays is not None else None
     return SynctvSite(root, api, max_body_bytes=max_body_bytes, reactor=reactor, uploads=uploads)

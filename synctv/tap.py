@@ -76,13 +76,20 @@ class _ReadyGate(Factory):
 
     Binding early lets a port in use fail the start with a clear message (and lets twistd bind
     privileged ports before dropping privileges); connections arriving in the few milliseconds
-    before the database is open are closed, and clients retry.
+    before the database is open are closed, and clients retry. This is the one late binding of
+    the start-up, and by design: the port exists before the subsystems do, and ``open`` hands it
+    the finished factory once.
     """
 
     noisy = False  # the Site logs its own start
 
     def __init__(self) -> None:
         self.site: Factory | None = None
+
+    def open(self, factory: Factory) -> None:
+        """From now on every connection goes to ``factory``."""
+        assert self.site is None, "a gate opens once"
+        self.site = factory
 
     def buildProtocol(self, addr: Any) -> Protocol | None:
         return self.site.buildProtocol(addr) if self.site is not None else None
@@ -240,8 +247,7 @@ class SynctvService(OrderedServices):
         _, ws = build_realtime(actions, limits, reactor=reactor, runtime=realtime,
                                display_authenticator=displays.display_authenticator)
         site = build_site(actions, web_dir=web_dir(), reactor=reactor, live=live, proxy=proxy, displays=displays,
-                          metrics=metrics, accounts=catalog.accounts, online=realtime.online)
-        site.mount_ws(ws)
+                          metrics=metrics, accounts=catalog.accounts, online=realtime.online, ws=ws)
         self._adopt("displays", displays)
         await displays.ready
         self._adopt("proxy", proxy)
@@ -254,8 +260,8 @@ class SynctvService(OrderedServices):
         self._adopt("leader", workers.leader)
         self._adopt("workers", workers.scheduler)
         self.site = site
-        self.http_gate.site = site
-        self.rtmp_gate.site = RTMPFactory(live)
+        self.http_gate.open(site)
+        self.rtmp_gate.open(RTMPFactory(live))
         log.info("synctv serving RTMP on {host}:{port}", host=getattr(rtmp, "host", "?"), port=getattr(rtmp, "port", "?"))
         log.info(
             "synctv serving HTTP on {host}:{port}, database {db}, data {data}",

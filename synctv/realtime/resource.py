@@ -96,8 +96,8 @@ def build_realtime(
     display_authenticator: DisplayAuthenticator | None = None, runtime: ConnectionRuntime | None = None,
     **factory_options: Any,
 ) -> tuple[ConnectionRuntime, RoomsWebSocketResource]:
-    """The runtime (``runtime``, or a new one) and the resource to mount with
-    ``site.mount_ws(resource)``; the runtime is a Service: start it (``startService``) and stop
+    """The runtime (``runtime``, or a new one) and the resource to serve at ``/ws/``
+    (``build_site(ws=resource)``); the runtime is a Service: start it (``startService``) and stop
     it on shutdown (``stopService`` closes every connection with 1001)."""
     if runtime is None:
         runtime = new_runtime(actions=actions, limits=limits, scheduler=reactor, node_id=node_id)
