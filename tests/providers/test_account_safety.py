@@ -144,6 +144,28 @@ async def test_an_upstream_401_logs_in_again_once_then_502_with_the_reason(pw, k
     assert listed["status"] == "login_failed"
 
 
+@pytest.mark.parametrize("kind", ["emby", "jellyfin"])
+@pytest_twisted.ensureDeferred
+async def test_playback_refused_even_after_a_fresh_login_is_a_502_after_one_login(pw, kind):
+    """The upstream takes the password but refuses the new session too (a user disabled for
+    playback, say): playing the item logs in once more, no more, and answers 502 saying so."""
+    account = await pw.link(kind)
+    fake = getattr(pw.fakes, kind)
+    login = f"POST {'/emby' if kind == 'emby' else ''}/Users/AuthenticateByName"
+    room = await pw.room("alice")
+    item = await pw.add(room, {"provider": kind, "provider_data": {"account": account["id"],
+                                                                   "item": fake.ids["film"]}})
+    logins = fake.calls[login]
+    fake.refuse_sessions = True
+    fake.revoke()
+    r = await pw.playback(room, item, query="?modes=proxy,hls&formats=mkv,hls")
+    assert r.status == 502, r.raw
+    assert "even after a fresh login" in r.error()["message"], r.raw
+    assert fake.calls[login] == logins + 1
+    r = await pw.playback(room, item, query="?modes=proxy,hls&formats=mkv,hls")
+    assert r.status == 502 and fake.calls[login] == logins + 2  # no cached failure, no login storm
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_removed_account_is_a_clear_error_on_playback_and_through_the_proxy(pw):
     account = await pw.link("emby")

@@ -1,6 +1,6 @@
 """Alist end to end over loopback: link an account (a wrong password is a 400 with Alist's reason),
-browse (an empty folder's ``content: null`` is an empty list), add a file and a folder, and play
-through the proxy with Range."""
+browse (an empty folder's ``content: null`` is an empty list), add a file, import a folder, and
+play through the proxy with Range, with the User-Agent the link was made for."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ async def test_link_browse_add_and_play_through_the_proxy(pw, media):
     data = media["video.mp4"].read_bytes()
     got = await pw.client.request("GET", info["url"], headers={"Range": "bytes=100-1099"})
     assert got.status == 206 and got.raw == data[100:1100]
+    # The fake refuses /d/ for any User-Agent but the one that asked fs/get for the link (a 403
+    # would have failed the read above); the link was asked with synctv's own, not an empty one.
+    assert pw.fakes.alist.link_agents["/movies/film.mp4"].startswith("synctv")
     [subtitle] = info["subtitles"]
     assert subtitle["format"] == "vtt" and urlsplit(subtitle["url"]).path.endswith("/subtitle/0.vtt")
     vtt = await pw.client.request("GET", subtitle["url"])
@@ -70,3 +73,22 @@ async def test_thumbnails_come_through_this_server_only_as_images(pw):
     pw.fakes.alist.thumb_type = "text/html"  # a hostile upstream would have this origin serve a page
     hostile = await pw.call("GET", path)
     assert hostile.status == 502 and "not a JPEG" in hostile.error()["message"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_import_a_folder_adds_its_playable_files_in_order(pw):
+    """``media/import`` of an Alist folder adds its video files in the folder's order; subfolders,
+    subtitles and other files are left out; an empty folder is a clear 400, not an empty import."""
+    account = await pw.link("alist")
+    room = await pw.room("alice")
+    path = f"/api/rooms/{room['id']}/media/import"
+    r = await pw.call("POST", path, body={"provider": "alist", "provider_data": {"account": account["id"],
+                                                                                "item": "/movies"}})
+    assert r.status == 201, r.raw
+    assert [(m["title"], m["provider"], m["provider_data"]["item"]) for m in r.json["media"]] == [
+        ("film.mp4", "alist", "/movies/film.mp4"), ("second.mp4", "alist", "/movies/second.mp4")]
+    playlist = (await pw.call("GET", f"/api/rooms/{room['id']}/media")).json["media"]
+    assert [m["title"] for m in playlist] == ["film.mp4", "second.mp4"]
+    r = await pw.call("POST", path, body={"provider": "alist", "provider_data": {"account": account["id"],
+                                                                                "item": "/empty"}})
+    assert r.status == 400 and "nothing playable" in r.error()["message"], r.raw

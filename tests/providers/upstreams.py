@@ -8,7 +8,8 @@ and serves real media made by ffmpeg (:func:`make_media`) with Range (``static.F
   a tree with ``/movies`` and ``/clips`` (``hevc.mp4``: H.265 video with AAC sound, which Chromium
   plays as sound only),
   ``/api/fs/list`` (``content: null`` for an empty folder), ``/api/fs/get`` (``raw_url`` signed with an
-  expiry, ``related`` subtitles), ``/d/...`` (403 for an expired sign). A raw token in
+  expiry, ``related`` subtitles), ``/d/...`` (403 for an expired sign, and for a User-Agent other
+  than the one that asked ``fs/get`` for the link, as Alist's 115 and Baidu drivers bind links). A raw token in
   ``Authorization`` (``Bearer`` is refused); ``revoke()`` makes every token answer ``code: 401``.
 - :class:`FakeMediaBrowser`: Emby (``/emby`` base, ``X-Emby-Token``/``api_key``,
   ``DirectStreamUrl``) or Jellyfin (no base, ``Authorization: MediaBrowser Token=``/``ApiKey`` only,
@@ -140,6 +141,8 @@ class FakeAlist(Fake):
         self.sign_key = secrets.token_bytes(16)
         self.link_ttl_s = 3600
         self.thumb_type = "image/png"
+        # Like Alist's 115 and Baidu drivers: a link plays only for the User-Agent that asked for it
+        self.link_agents: dict[str, str] = {}
         # path -> (is_dir, alist type, file on disk or None)
         self.tree: dict[str, tuple[bool, int, Path | None]] = {
             "/": (True, 1, None), "/movies": (True, 1, None), "/empty": (True, 1, None),
@@ -203,6 +206,7 @@ class FakeAlist(Fake):
                 obj = self._object(target)
                 if not self.tree[target][0]:
                     obj["raw_url"] = self._raw_url(target)
+                    self.link_agents[target] = (request.getHeader(b"user-agent") or b"").decode()
                     obj["provider"] = "Local"
                     stem = posixpath.splitext(target)[0]
                     obj["related"] = [self._object(p) for p in sorted(self.tree)
@@ -218,6 +222,10 @@ class FakeAlist(Fake):
             if int(expire) < self.now():
                 request.setResponseCode(403)
                 return b"sign expired"
+            agent = (request.getHeader(b"user-agent") or b"").decode()
+            if target in self.link_agents and agent != self.link_agents[target]:
+                request.setResponseCode(403)
+                return b"this link was made for another user agent"
             if target.endswith(".srt"):
                 request.setHeader(b"Content-Type", b"application/x-subrip")
                 return SRT
@@ -245,6 +253,7 @@ class FakeMediaBrowser(Fake):
         self.broken_playback: bytes | None = None  # a PlaybackInfo answer to send instead of the real one
         self.quick: dict[str, dict[str, Any]] = {}
         self.playlist_tokens: list[str] = []  # the tokens put in playlist URIs (to check none leaks)
+        self.refuse_sessions = False  # logins succeed, then every call with their token is a 401
         ident = (lambda n: str(n)) if kind == "emby" else (lambda n: f"{n:032x}")
         self.ids = {name: ident(n) for n, name in enumerate(
             ["movies", "shows", "film", "series", "season1", "ep1", "ep2", "season2", "ep3"], start=100)}
@@ -295,7 +304,7 @@ class FakeMediaBrowser(Fake):
             found = (request.getHeader(b"x-emby-token") or b"").decode() or q.get("api_key")
         else:  # legacy authorization off: no X-Emby-Token, no api_key
             found = self._auth_fields(request).get("Token") or q.get("apikey")
-        return found if found in self.tokens else None
+        return found if found in self.tokens and not self.refuse_sessions else None
 
     def _dto(self, item_id: str) -> dict[str, Any]:
         return {"Id": item_id, "ServerId": "fake", **self.items[item_id]}

@@ -241,6 +241,48 @@ def test_sign_in_and_the_room_password_say_what_went_wrong(cinema: Cinema, open_
     assert page.page_errors == []
 
 
+def test_the_home_page_creates_a_room_lists_who_is_in_it_and_opens_a_pasted_link(
+        cinema: Cinema, chromium: Any, open_room: Any) -> None:
+    """Home ``/``: alice signs in through its form and creates a room, which opens it; bob's home
+    lists that room with alice online; bob pastes the room's full link (any host) and lands in
+    it, joined and connected; a link to nothing explains itself."""
+    pages = []
+    for who in ("alice", "bob"):
+        context = chromium.new_context(viewport={"width": 1000, "height": 700})
+        page = context.new_page()
+        page.page_errors = []
+        page.on("pageerror", lambda exc, page=page: page.page_errors.append(str(exc)))
+        page.goto(f"{cinema.server.url}/")
+        page.wait_for_selector("#signin-view:not([hidden])")
+        page.fill("#signin-form input[name=name]", who)
+        page.fill("#signin-form input[name=password]", PASSWORD)
+        page.click("#signin-form button[type=submit]")
+        page.wait_for_selector("#home-view:not([hidden])")
+        pages.append(page)
+        if who == "alice":
+            page.fill("#create-form input[name=name]", "made-at-home")
+            page.click("#create-form button[type=submit]")
+            page.wait_for_url("**/room/made-at-home")
+            s = wait_status(page, "s.connection === 'connected' && s.view === 'room'")
+            assert s["room"]["name"] == "made-at-home" and s["may"]["control"] is True
+    alice, bob = pages
+    bob.wait_for_function("""() => [...document.querySelectorAll('#rooms .room-card')].some(
+        (c) => c.textContent.includes('made-at-home') && c.textContent.includes('1 online: alice'))""",
+                          timeout=15_000)
+    card = bob.locator("#rooms .room-card", has_text="made-at-home")
+    assert card.get_attribute("href") == "/room/made-at-home"
+    bob.fill("#go-form input[name=link]", "https://tv.example.org/room/made-at-home")
+    bob.click("#go-form button[type=submit]")
+    bob.wait_for_url(f"{cinema.server.url}/room/made-at-home")
+    s = wait_status(bob, "s.connection === 'connected' && s.view === 'room'")
+    assert s["room"]["name"] == "made-at-home"
+    members = cinema.api("GET", "/api/rooms/made-at-home/members", None, "alice")["members"]
+    assert sorted(m["user_name"] for m in members) == ["alice", "bob"]
+    assert alice.page_errors == [] and bob.page_errors == []
+    for page in pages:
+        page.context.close()
+
+
 # -- following the room -----------------------------------------------------------------------------
 
 
