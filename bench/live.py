@@ -393,4 +393,6 @@ def _option(argv: list[str], name: str, default: Any) -> Any:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from bench import run_main
+
+    run_main(main, __doc__)

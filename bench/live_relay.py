@@ -273,4 +273,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from bench import run_main
+
+    run_main(main, __doc__)

@@ -493,4 +493,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from bench import run_main
+
+    run_main(main, __doc__)

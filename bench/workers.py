@@ -28,7 +28,6 @@ import os
 import secrets
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -264,4 +263,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from bench import run_main
+
+    run_main(main, __doc__)
