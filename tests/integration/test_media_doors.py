@@ -31,7 +31,7 @@ class HostileUpstream(BaseHTTPRequestHandler):
 
     seen: list[tuple[str, str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         HostileUpstream.seen.append((self.path, self.headers.get("Cookie", "")))
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
