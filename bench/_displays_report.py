@@ -21,13 +21,13 @@ def print_figures(figures: Figures) -> None:
     )
     print(
         f"{'page':>4} {'skew':>7} {'clock p50':>9} {'p95':>6} {'p99':>6} {'mean':>6}   "
-        f"{'frame p50':>9} {'p95':>6} {'p99':>6} {'mean':>6}   {'sync err':>8} {'play lat':>8} {'seeks':>5}"
+        f"{'frame p50':>9} {'p95':>6} {'p99':>6} {'mean':>6}   {'sync err':>8} {'play lat':>8} {'seeks':>5} {'rejoins':>7}"
     )
     for i, p in enumerate(figures.pages):
         print(
             f"{i:>4} {p.skew_ms:>+7.0f} {_ms(p.clock.p50, 2):>9} {_ms(p.clock.p95, 2):>6} {_ms(p.clock.p99, 2):>6} "
             f"{_ms(p.clock.mean, 2):>6}   {_ms(p.frame.p50):>9} {_ms(p.frame.p95):>6} {_ms(p.frame.p99):>6} "
-            f"{_ms(p.frame.mean):>6}   {_ms(p.offset_error_ms, 2):>8} {_ms(p.play_latency_ms):>8} {p.seeks:>5}"
+            f"{_ms(p.frame.mean):>6}   {_ms(p.offset_error_ms, 2):>8} {_ms(p.play_latency_ms):>8} {p.seeks:>5} {p.rejoins:>7}"
         )
     c, f = figures.clock, figures.frame
     print(

@@ -57,6 +57,7 @@ class PageFigures:
     offset_error_ms: float | None  # the page's clock-sync offset plus its skew: its sync error
     play_latency_ms: float | None
     seeks: int
+    rejoins: int = 0  # re-joins by the re-join check (web/js/drift.js, option rejoin), this page's life
     # signed frame drift (p5, p50, p95): which refresh the page shows each frame on
     frame_signed: tuple[float, float, float] = (math.nan, math.nan, math.nan)
     # where the refresh grid falls against the frame boundaries: the median of (a frame's
@@ -146,6 +147,7 @@ def analyse(
                 offset_error_ms=None if offset is None else offset + skew,
                 play_latency_ms=status.get("playLatencyMs"),
                 seeks=int(status.get("counters", {}).get("seeks", 0)),
+                rejoins=int(status.get("counters", {}).get("rejoins", 0)),
                 frame_levels=tuple(statistics.median(windows[k]) for k in sorted(windows)),
                 phase_shift_ms=(status.get("phase") or {}).get("shiftMs"),
                 planned_phase_ms=(status.get("phase") or {}).get("gridMs"),

@@ -28,8 +28,9 @@ Variants run one after the other with the same pages, by the page's query parame
 players' thresholds: correct past 15 ms / seek past 100 ms, correct past 60 ms / seek past
 400 ms), ``plain`` (one scheduled play() by setTimeout, no correction), ``frame`` (this controller
 steering by the frame figure instead of the clock), ``lock`` and ``nolock`` (this controller with
-and without the phase lock, ``phase=1`` / ``phase=0``; the lock is off by default). Default: all
-but lock and nolock; ``--quick``: synctv and plain. Goals: clock
+and without the phase lock, ``phase=1`` / ``phase=0``; the lock is off by default), ``rejoin``
+(the re-join check without the lock, ``phase=0&rejoin=1``) and ``lockrejoin`` (both,
+``phase=1&rejoin=1``). Default: all but lock, nolock, rejoin and lockrejoin; ``--quick``: synctv and plain. Goals: clock
 drift p95 <= 5 ms, frame drift p99 <= 17 ms, agreement >= 95 %.
 
 ``--repeat N`` runs it all N times, each with a new server and browser (the variants' order
@@ -78,6 +79,8 @@ VARIANTS = {
     "frame": "signal=frame",
     "lock": "phase=1",
     "nolock": "phase=0",
+    "rejoin": "phase=0&rejoin=1",
+    "lockrejoin": "phase=1&rejoin=1",
 }
 CHROMIUM_ARGS = [
     "--no-sandbox",

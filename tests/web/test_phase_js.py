@@ -137,3 +137,63 @@ def test_phase_lock_off_by_default_and_query_options(page: Any) -> None:
     assert r["off"]["phaseLock"] is False and r["on"]["phaseLock"] is True and r["budget"]["phaseMaxMs"] == 2.5
     assert r["lock"] is False
     assert all(r["presets"][name]["phaseLock"] is False for name in ("syncplayer", "jellyfin", "plain"))
+
+
+def test_refresh_side_is_the_first_refresh_at_or_after_the_boundary(page: Any) -> None:
+    """The re-join check's rule (phase.js refreshSide): a frame shown up to a refresh after its
+    boundary is where it belongs; shown early (past the margin), or more than a refresh late, it
+    is a refresh off. Figures from a real failing show: pages at +4.4 and -12.2 ms."""
+    r = page.evaluate("""async () => {
+      const p = await import("/js/phase.js");
+      const R = 1000 / 60;
+      return [4.4, 2.1, 1.9, 0, -12.2, -16.6, -18.6, -18.7, -30].map((d) => p.refreshSide(d, R, 2));
+    }""")
+    assert r == ["early", "early", "ok", "ok", "ok", "ok", "ok", "late", "late"]
+
+
+def test_rejoin_check_rejoins_a_page_a_refresh_off_at_most_twice(page: Any) -> None:
+    """With ``rejoin``, once per start (15 presented frames, the clock settled) a page whose frames
+    sit a refresh early re-joins (pause, seek, a scheduled resume), at most ``rejoinMax`` times
+    per timeline; a page on the right refresh is left alone, and without the option nothing is
+    checked. ``rejoin=1`` in the query turns it on."""
+    r = page.evaluate("""async () => {
+      const run = async (options, offsetMs) => {
+        const { video, controller, serverNow, next, state } = await makeFake({ controller: options });
+        const rejoins = [];
+        controller.addEventListener("rejoin", (e) => rejoins.push(e.detail));
+        // frames shown offsetMs from their place on the timeline, the clock exactly on it
+        const frames = (n) => {
+          for (let i = 0; i < n && controller.mode === "playing"; i++) {
+            video._pos = controller.expected(); video._t0 = performance.now(); video._rate = 1;
+            controller._starting = null;
+            const perf = performance.now();
+            controller._step({ expectedDisplayTime: perf + 8,
+                               mediaTime: controller.expected(serverNow() + 8) + offsetMs / 1000 });
+          }
+        };
+        controller.setState(state({ at_ms: serverNow() + 150 }));
+        await next("start");
+        for (let start = 0; start < 4; start++) {
+          frames(30);
+          if (controller.mode === "playing") break;
+          await next("start");
+        }
+        return { rejoins, counters: controller.counters, side: controller.lastSide, mode: controller.mode };
+      };
+      const e = await import("/js/engine.js");
+      return {
+        early: await run({ rejoin: true }, 4.4),
+        right: await run({ rejoin: true }, -12.2),
+        off: await run({}, 4.4),
+        query: [e.optionsFromQuery(new URLSearchParams("rejoin=1")).rejoin,
+                e.optionsFromQuery(new URLSearchParams("rejoin=0")).rejoin],
+      };
+    }""")
+    early = r["early"]
+    assert [j["side"] for j in early["rejoins"]] == ["early", "early"], early
+    assert all(abs(j["frameDriftMs"] - 4.4) < 1 for j in early["rejoins"])
+    assert early["counters"]["rejoins"] == 2 and early["counters"]["joins"] == 2
+    assert early["side"]["side"] == "early" and early["side"]["rejoins"] == 2 and early["mode"] == "playing"
+    assert r["right"]["rejoins"] == [] and r["right"]["side"]["side"] == "ok"
+    assert r["off"]["rejoins"] == [] and r["off"]["counters"]["rejoins"] == 0 and r["off"]["side"] is None
+    assert r["query"] == [True, False]

@@ -34,7 +34,7 @@
 // `serverNow()` (ClockSync) and `perfNow()` (performance.now), so tests drive it.
 
 import { decide, fold, median, positionAt, serverTimeOf } from "./drift-rules.js";
-import { boundaryPhase, GridSampler, meanPhase, mod, phaseShift } from "./phase.js";
+import { boundaryPhase, GridSampler, meanPhase, mod, phaseShift, refreshSide } from "./phase.js";
 
 export { decide, fold, median, positionAt, rateCorrection, serverTimeOf } from "./drift-rules.js";
 
@@ -74,6 +74,13 @@ export { decide, fold, median, positionAt, rateCorrection, serverTimeOf } from "
  *   frame agreement, docs/benchmarks.md "Displays")
  * @property {number} phaseMaxMs that offset stays within +- this (3): within the clock drift
  *   budget (5 ms at p95) with room for the clock's own jitter
+ * @property {boolean} rejoin after a start, check once on which refresh the page shows its frames
+ *   (phase.js `refreshSide`) and re-join when it is a refresh off (false; measured in
+ *   docs/benchmarks.md "Displays": better without `phaseLock`, whose shift can differ by 6 ms
+ *   between pages at its wrap point)
+ * @property {number} rejoinAfterFrames presented frames after a start before the check (15)
+ * @property {number} rejoinMarginMs the clock-sync error the check tolerates (2)
+ * @property {number} rejoinMax re-joins per timeline at most (2): each is a short hold on screen
  * @property {string | null} storageKey localStorage key of the learned play latency
  */
 
@@ -103,6 +110,10 @@ export const DEFAULT_OPTIONS = Object.freeze({
   fallbackMs: 250,
   phaseLock: false,
   phaseMaxMs: 3,
+  rejoin: false,
+  rejoinAfterFrames: 15,
+  rejoinMarginMs: 2,
+  rejoinMax: 2,
   storageKey: "synctv.display.playLatencyMs",
 });
 
@@ -203,7 +214,11 @@ export class DriftController extends EventTarget {
     this.playLatencyMs = this._loadLatency() ?? this.options.playLatencyMs;
     /** @type {number | null} */
     this.seekLatencyMs = null;
-    this.counters = { starts: 0, joins: 0, seeks: 0, rateChanges: 0, steps: 0 };
+    this.counters = { starts: 0, joins: 0, seeks: 0, rateChanges: 0, steps: 0, rejoins: 0 };
+    /** re-joins made for the current timeline (the re-join check; reset by a new timeline) */
+    this._rejoins = 0;
+    /** @type {{frames: number, decided: boolean}} presented frames since the last play() */
+    this._sideCheck = { frames: 0, decided: true };
     /** @type {{position: number, serverMs: number, callPerf: number, join: boolean, lateMs: number,
      *   playLatencyMs: number} | null} the last play() call; lateMs: how late it came */
     this.lastStart = null;
@@ -266,6 +281,7 @@ export class DriftController extends EventTarget {
       this._startLoop(gen);
       return;
     }
+    if (!sameTimeline) this._rejoins = 0;
     const expected = positionAt(state, now, this.duration);
     const drift = (this.video.currentTime - expected) * 1000;
     if (this.mode === "playing" && !this.video.paused && Math.abs(drift) <= this.options.seekThresholdMs) {
@@ -448,6 +464,8 @@ export class DriftController extends EventTarget {
     const played = video.play(); // first: the bookkeeping and the mode's listeners come after
     this.lastStart = { position, serverMs, callPerf, join, lateMs, playLatencyMs: this.playLatencyMs };
     this._starting = { position, callPerf, measured: false };
+    this._sideCheck = { frames: 0, decided: !this.options.rejoin };
+    this._frameDrifts = [];
     this.counters.starts += 1;
     this._setMode("playing");
     this._emit("start", { position, serverMs, playLatencyMs: this.playLatencyMs, join });
@@ -527,6 +545,7 @@ export class DriftController extends EventTarget {
       }
     }
     this._measureStart(current, perf, drift);
+    if (meta && this._checkSide(drift)) return;
     const nearEnd = expected >= duration - 0.1;
     const starting = this._starting;
     const clockStarting = starting !== null && !starting.measured && perf - starting.callPerf < 300;
@@ -548,6 +567,32 @@ export class DriftController extends EventTarget {
     this._emit("sample", {
       driftMs: drift, frameDriftMs: this.frameDriftMs, rate: video.playbackRate, correcting: this.correcting,
     });
+  }
+
+  /**
+   * The re-join check (option `rejoin`): once per start, when `rejoinAfterFrames` frames were
+   * presented and the clock is settled, a page showing its frames a refresh off the rule of
+   * phase.js `refreshSide` re-joins (at most `rejoinMax` times per timeline). True when it did.
+   * @param {number} drift the clock drift of this step (ms)
+   */
+  _checkSide(drift) {
+    const o = this.options;
+    const check = this._sideCheck;
+    if (check.decided) return false;
+    check.frames += 1;
+    const settled = Math.abs(drift - this.phaseShiftMs) <= o.rejoinMarginMs;
+    if (check.frames < o.rejoinAfterFrames || !settled || this._frameDrifts.length < o.frameWindow) return false;
+    check.decided = true;
+    const refreshMs = this.phase?.refreshMs ?? FRAME_MS;
+    const frameMs = median(this._frameDrifts) - this.phaseShiftMs;
+    const side = refreshSide(frameMs, refreshMs, o.rejoinMarginMs);
+    this.lastSide = { side, frameDriftMs: frameMs, rejoins: this._rejoins };
+    if (side === "ok" || this._rejoins >= o.rejoinMax) return false;
+    this._rejoins += 1;
+    this.counters.rejoins += 1;
+    this._emit("rejoin", { side, frameDriftMs: frameMs });
+    this._join(++this._gen, o.joinLeadMs);
+    return true;
   }
 
   /**

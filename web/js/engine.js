@@ -20,7 +20,8 @@ export const TELEMETRY_MS = 1000;
 /**
  * Controller options from a page's query string: `preset=synctv|syncplayer|jellyfin|plain`,
  * `deadband_ms`, `settle_ms`, `seek_ms`, `max_rate`, `gain`, `join_ms`, `signal=clock|frame`,
- * `correction=0`, `phase=0|1` (phase lock off/on), `phase_max_ms`.
+ * `correction=0`, `phase=0|1` (phase lock off/on), `phase_max_ms`, `rejoin=0|1` (the re-join
+ * check off/on).
  * @param {URLSearchParams} params
  * @param {string} [storagePrefix] localStorage key prefix of the learned play latency
  * @returns {Partial<import("./drift.js").DriftOptions>}
@@ -43,6 +44,8 @@ export function optionsFromQuery(params, storagePrefix = "synctv.display.playLat
   if (params.get("correction") === "0") options.correction = false;
   if (params.get("phase") === "0") options.phaseLock = false;
   if (params.get("phase") === "1") options.phaseLock = true;
+  if (params.get("rejoin") === "0") options.rejoin = false;
+  if (params.get("rejoin") === "1") options.rejoin = true;
   const phaseMax = Number.parseFloat(params.get("phase_max_ms") ?? "");
   if (Number.isFinite(phaseMax) && phaseMax >= 0) options.phaseMaxMs = phaseMax;
   if (preset !== "synctv" || params.has("deadband_ms") || params.has("seek_ms")) {
@@ -116,7 +119,7 @@ export class SyncEngine extends EventTarget {
       offsetMs: clock?.offsetMs ?? null, rttMs: clock && Number.isFinite(clock.rttMs) ? clock.rttMs : null,
       synced: clock?.synced ?? false, playLatencyMs: c.playLatencyMs, seekLatencyMs: c.seekLatencyMs,
       counters: { ...c.counters }, lastStart: c.lastStart, telemetrySent: this.telemetrySent,
-      phaseShiftMs: c.phaseShiftMs, phase: c.phase,
+      phaseShiftMs: c.phaseShiftMs, phase: c.phase, lastSide: c.lastSide ?? null,
     };
   }
 }

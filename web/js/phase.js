@@ -162,3 +162,22 @@ export class GridSampler {
     return fitGrid(this.stamps);
   }
 }
+
+/**
+ * Which refresh a page shows its frames on, from its own frame figures (the re-join check,
+ * docs/displays.md "Frame phase"). The rule every page can check alone: a frame is shown on the
+ * first refresh at or after its boundary on the page's own (shifted) timeline, that is with a
+ * signed frame drift (mediaTime minus the position at expectedDisplayTime, + = early) in
+ * (-refreshMs, 0]. Chromium picks a page's cadence at the start and keeps it; pages that picked
+ * a refresh apart (one at +4, another at -12) tear for the whole show. `marginMs` tolerates the
+ * clock-sync error between pages.
+ * @param {number} frameDriftMs the median signed frame drift of recent frames, less the phase shift
+ * @param {number} refreshMs
+ * @param {number} marginMs
+ * @returns {"ok" | "early" | "late"}
+ */
+export function refreshSide(frameDriftMs, refreshMs, marginMs) {
+  if (frameDriftMs > marginMs) return "early";
+  if (frameDriftMs < -refreshMs - marginMs) return "late";
+  return "ok";
+}
