@@ -154,8 +154,8 @@ def test_refresh_side_is_the_first_refresh_at_or_after_the_boundary(page: Any) -
 def test_rejoin_check_rejoins_a_page_a_refresh_off_at_most_twice(page: Any) -> None:
     """With ``rejoin``, once per start (15 presented frames, the clock settled) a page whose frames
     sit a refresh early re-joins (pause, seek, a scheduled resume), at most ``rejoinMax`` times
-    per timeline; a page on the right refresh is left alone, and without the option nothing is
-    checked. ``rejoin=1`` in the query turns it on."""
+    per timeline (a new show has a new budget); a page on the right refresh is left alone, and
+    without the option nothing is checked. ``rejoin=1`` in the query turns it on."""
     r = page.evaluate("""async () => {
       const run = async (options, offsetMs) => {
         const { video, controller, serverNow, next, state } = await makeFake({ controller: options });
@@ -178,7 +178,15 @@ def test_rejoin_check_rejoins_a_page_a_refresh_off_at_most_twice(page: Any) -> N
           if (controller.mode === "playing") break;
           await next("start");
         }
-        return { rejoins, counters: controller.counters, side: controller.lastSide, mode: controller.mode };
+        const result = { rejoins: [...rejoins], counters: { ...controller.counters }, side: controller.lastSide,
+                         mode: controller.mode };
+        if (options.rejoin) {  // a new show (a scheduled start) has a new budget
+          controller.setState(state({ at_ms: serverNow() + 150, position: 10 }));
+          await next("start");
+          frames(30);
+          result.nextShow = rejoins.length - result.rejoins.length;
+        }
+        return result;
       };
       const e = await import("/js/engine.js");
       return {
@@ -194,6 +202,7 @@ def test_rejoin_check_rejoins_a_page_a_refresh_off_at_most_twice(page: Any) -> N
     assert all(abs(j["frameDriftMs"] - 4.4) < 1 for j in early["rejoins"])
     assert early["counters"]["rejoins"] == 2 and early["counters"]["joins"] == 2
     assert early["side"]["side"] == "early" and early["side"]["rejoins"] == 2 and early["mode"] == "playing"
+    assert early["nextShow"] == 1  # the next show may re-join again
     assert r["right"]["rejoins"] == [] and r["right"]["side"]["side"] == "ok"
     assert r["off"]["rejoins"] == [] and r["off"]["counters"]["rejoins"] == 0 and r["off"]["side"] is None
     assert r["query"] == [True, False]

@@ -219,6 +219,9 @@ export class DriftController extends EventTarget {
     this._rejoins = 0;
     /** @type {{frames: number, decided: boolean}} presented frames since the last play() */
     this._sideCheck = { frames: 0, decided: true };
+    /** @type {{side: string, frameDriftMs: number, rejoins: number} | null} the re-join check's
+     *  last decision: the side (phase.js refreshSide), the figure it judged, re-joins made before */
+    this.lastSide = null;
     /** @type {{position: number, serverMs: number, callPerf: number, join: boolean, lateMs: number,
      *   playLatencyMs: number} | null} the last play() call; lateMs: how late it came */
     this.lastStart = null;
@@ -271,17 +274,17 @@ export class DriftController extends EventTarget {
       return;
     }
     const now = this.serverNow();
+    const sameTimeline = previous && previous.playing && previous.media_id === state.media_id
+      && Math.abs(serverTimeOf(previous, 0) - serverTimeOf(state, 0)) < 1 && previous.rate === state.rate;
+    if (!sameTimeline) this._rejoins = 0; // a new show or a change: the re-join check's budget is new
     if (state.at_ms > now) {
       this._armAt(state.position, state.at_ms, gen, false, 0);
       return;
     }
-    const sameTimeline = previous && previous.playing && previous.media_id === state.media_id
-      && Math.abs(serverTimeOf(previous, 0) - serverTimeOf(state, 0)) < 1 && previous.rate === state.rate;
     if (this.mode === "playing" && !this.video.paused && sameTimeline) {
       this._startLoop(gen);
       return;
     }
-    if (!sameTimeline) this._rejoins = 0;
     const expected = positionAt(state, now, this.duration);
     const drift = (this.video.currentTime - expected) * 1000;
     if (this.mode === "playing" && !this.video.paused && Math.abs(drift) <= this.options.seekThresholdMs) {

@@ -119,7 +119,7 @@ export class SyncEngine extends EventTarget {
       offsetMs: clock?.offsetMs ?? null, rttMs: clock && Number.isFinite(clock.rttMs) ? clock.rttMs : null,
       synced: clock?.synced ?? false, playLatencyMs: c.playLatencyMs, seekLatencyMs: c.seekLatencyMs,
       counters: { ...c.counters }, lastStart: c.lastStart, telemetrySent: this.telemetrySent,
-      phaseShiftMs: c.phaseShiftMs, phase: c.phase, lastSide: c.lastSide ?? null,
+      phaseShiftMs: c.phaseShiftMs, phase: c.phase, lastSide: c.lastSide,
     };
   }
 }
