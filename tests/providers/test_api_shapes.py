@@ -98,6 +98,38 @@ def test_playback_info_takes_the_token_out_of_every_url():
     assert without_params("http://h/x?a=1&ApiKey=2&b=3", ["apikey"]) == "http://h/x?a=1&b=3"
 
 
+def test_external_subtitles_go_to_their_own_url_without_the_accounts_token():
+    """A text subtitle Emby or Jellyfin serves from elsewhere (``IsExternalUrl`` with an absolute
+    ``DeliveryUrl``) is offered at that URL, SRT or WebVTT by its extension, and carries none of
+    the account's headers (they belong to the media server, not to that host); a relative or
+    non-HTTP delivery URL falls back to the server's own WebVTT stream."""
+    conn = Connection(None, {"token": "SECRET", "user_id": "u", "device_id": "d"}, None)  # type: ignore[arg-type]
+    streams = [
+        {"Index": 2, "Type": "Subtitle", "IsTextSubtitleStream": True, "IsExternalUrl": True,
+         "DisplayTitle": "English (SRT)", "DeliveryUrl": "https://subs.example.org/film.en.SRT?sig=1"},
+        {"Index": 3, "Type": "Subtitle", "IsTextSubtitleStream": True, "IsExternalUrl": True,
+         "Language": "fre", "DeliveryUrl": "http://subs.example.org/film.fr.vtt"},
+        {"Index": 4, "Type": "Subtitle", "IsTextSubtitleStream": True, "IsExternalUrl": True,
+         "DeliveryUrl": "file:///etc/passwd"},
+        {"Index": 5, "Type": "Subtitle", "IsTextSubtitleStream": True, "IsExternalUrl": True,
+         "DeliveryUrl": "/Videos/5/ms/Subtitles/5/0/Stream.srt"},
+    ]
+    body = {"PlaySessionId": "ps", "MediaSources": [{
+        "Id": "ms", "Container": "mp4", "SupportsDirectStream": True,
+        "DirectStreamUrl": "/videos/5/stream.mp4?Static=true&MediaSourceId=ms&api_key=SECRET",
+        "MediaStreams": streams}]}
+    for dialect, base in ((EMBY, "/emby"), (JELLYFIN, "")):
+        info = mediabrowser.playback_infos(dialect, conn, "5", False, answer(body)).infos[0]
+        got = [(s.name, s.url, s.format, dict(s.headers)) for s in info.subtitles]
+        token = dict(info.headers)
+        assert got == [
+            ("English (SRT)", "https://subs.example.org/film.en.SRT?sig=1", "srt", {}),
+            ("fre", "http://subs.example.org/film.fr.vtt", "vtt", {}),
+            ("Subtitle 4", f"{base}/Videos/5/ms/Subtitles/4/Stream.vtt", "vtt", token),
+            ("Subtitle 5", f"{base}/Videos/5/ms/Subtitles/5/Stream.vtt", "vtt", token),
+        ], dialect.kind
+
+
 def test_bilibili_references():
     assert bilibili_api.parse_reference("BV1xx411c7mD") == bilibili_api.VideoRef("BV1xx411c7mD", None, 1)
     assert bilibili_api.parse_reference("av170001") == bilibili_api.VideoRef(None, 170001, 1)
