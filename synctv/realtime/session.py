@@ -70,6 +70,18 @@ CLOSE_IDLE = 4009
 StateJSON = dict[str, Any]
 
 
+def _refused_id(payload: bytes, is_binary: bool) -> MessageId:
+    """The ``id`` of a message refused by the rate limit, so the client can settle that request
+    (its promise would otherwise wait for a timeout and blame the connection); None when the
+    frame has none or is not JSON. The frame is within ``max_frame_bytes`` like any other."""
+    if is_binary:
+        return None
+    try:
+        return message_id(decode_frame(payload))
+    except DomainError:
+        return None
+
+
 class InternalError(DomainError):
     """A bug or an unexpected failure while handling a message; logged, answered, connection kept."""
 
@@ -244,7 +256,7 @@ class ConnectionSession:
         now = self.clock()
         verdict = self.limiter.check(now / 1000.0)
         if verdict is not RateVerdict.accept:
-            self._error(None, RateLimited(
+            self._error(_refused_id(payload, is_binary), RateLimited(
                 f"more than {self.limits.messages_per_s:g} messages per second; slow down",
                 detail={"retry_after": 1},
             ))

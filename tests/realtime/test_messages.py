@@ -152,7 +152,8 @@ async def test_malformed_input_gets_an_error_and_the_connection_stays(rt: RT) ->
 
 @pytest_twisted.ensureDeferred
 async def test_message_rate_abuse_gets_errors_then_close_1008(rt_factory) -> None:
-    """Past the burst each message answers ``rate_limited``; a client that keeps going is closed 1008."""
+    """Past the burst each message answers ``rate_limited`` with its own id; a client that keeps
+    going is closed 1008."""
     rt: RT = await rt_factory(messages_per_s=5.0, messages_burst=5)
     room = await _room_with(rt)
     a = await rt.ws("alice", room["id"])
@@ -163,6 +164,7 @@ async def test_message_rate_abuse_gets_errors_then_close_1008(rt_factory) -> Non
     got = a.pending()
     assert [m["type"] for m in got[:5]] == ["time"] * 5
     assert got[5]["type"] == "error" and got[5]["code"] == "rate_limited"
+    assert got[5]["id"] == 5  # the refused request's id, so the client settles that request
 
 
 @pytest_twisted.ensureDeferred
