@@ -375,6 +375,38 @@ def throttle(page: Any, bytes_per_s: float) -> Any:
     return session
 
 
+def test_chat_limits_are_explained_when_hit(cinema: Cinema, open_room: Any) -> None:
+    """The input holds at most the room's 500 characters, and its counter warns past a danmaku's
+    100; a danmaku over 100 is refused on the page with the limit and the length; 70 lines sent at once pass the room's message budget (a burst of 40,
+    20 a second) and the page says so, with the rate; the connection stays up and the next line,
+    a moment later, goes through and clears the message."""
+    room, _ = cinema.room("chatty")
+    page = open_room("alice", room)
+    page.fill("#say", "x" * 501)  # the input holds the room's limit (welcome's limits), no more
+    assert len(page.input_value("#say")) == 500 and page.inner_text("#say-count") == "500/500"
+    assert "at most 100" in (page.get_attribute("#say-count", "title") or "")  # too long for a danmaku
+    page.click("#send-danmaku")
+    page.wait_for_selector("#say-error:not([hidden])")
+    assert "A danmaku may be at most 100 characters (this one has 500)" in page.inner_text("#say-error")
+    page.evaluate("""() => {
+      const form = document.getElementById('say-form'), input = document.getElementById('say');
+      for (let n = 0; n < 70; n++) { input.value = `burst ${n}`; form.requestSubmit(); }
+    }""")
+    page.wait_for_function("() => document.getElementById('say-error').textContent.includes("
+                           "'faster than the room allows (20 messages a second)')", timeout=20000)
+    sent = page.evaluate("() => [...document.querySelectorAll('#chat-log li')].filter("
+                         "li => li.textContent.includes('burst ')).length")
+    assert 20 <= sent < 70, sent  # the burst of 40 is shared with the page's clock sync and telemetry
+    time.sleep(2.5)  # the bucket refills
+    page.fill("#say", "calm again")
+    page.click("#send-chat")
+    page.wait_for_function("() => [...document.querySelectorAll('#chat-log li')].some("
+                           "li => li.textContent.includes('calm again'))", timeout=20000)
+    page.wait_for_selector("#say-error", state="hidden")
+    assert status(page)["connection"] == "connected"
+    assert page.page_errors == []
+
+
 def test_the_room_waits_for_a_throttled_viewer_and_drops_one_stuck_past_the_bound(
     cinema: Cinema, open_room: Any, tmp_path: Path
 ) -> None:

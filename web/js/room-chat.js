@@ -142,6 +142,9 @@ export class RoomChat {
     /** @type {import("./realtime.js").RealtimeClient | null} */
     this.client = null;
     this.limits = { chat_max_chars: 500, danmaku_max_chars: 100, messages_per_s: 20 };
+    /** sends made so far, and the one whose refusal the error line explains */
+    this.sends = 0;
+    this.errorSeq = 0;
     this.seen = new Set();
     this.myId = "";
     this.allowed = true;
@@ -233,13 +236,18 @@ export class RoomChat {
       this._error(`A chat line may be at most ${this.limits.chat_max_chars} characters (this one has ${text.length}).`);
       return;
     }
+    // Replies may settle out of order (a refusal is answered at once, an accepted line after
+    // its broadcast): a success clears only an explanation given to an earlier send, so a
+    // burst that hit the rate limit keeps saying so.
+    const seq = ++this.sends;
     try {
       if (kind === "chat") await client.chat(text);
       else await client.danmaku(text, Math.max(0, this.e.video.currentTime || 0));
-      this.e.input.value = "";
+      if (this.e.input.value === text) this.e.input.value = "";
       this._count();
-      this._error("");
+      if (seq > this.errorSeq) this._error("");
     } catch (error) {
+      this.errorSeq = seq;
       this._error(explainSend(error, this.limits));
     }
   }
