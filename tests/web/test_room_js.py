@@ -1,7 +1,7 @@
 """The room page's pure helpers in Chromium without a server (web/ served by Playwright's router):
 choosing a PlaybackInfo for this browser (media.js), falling back from one it cannot decode
-(room-player.js, with media made by ffmpeg), errors that say what to do (session.js), room links
-(home.js's logic, duplicated nowhere), danmaku timing and places (room-chat.js), Bilibili links
+(room-player.js, with media made by ffmpeg), errors that say what to do (session.js), the engine's
+query options, danmaku timing and places (room-chat.js), Bilibili links
 and account wording (room-playlist.js, room-accounts.js)."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_errors_say_what_to_do(page: Any) -> None:
     assert "keeps trying" in r["offline"]
 
 
-def test_engine_options_and_room_links(page: Any) -> None:
+def test_engine_options_for_the_room_page(page: Any) -> None:
     """The room page learns its play latency under its own key; presets still learn apart."""
     r = page.evaluate("""async () => {
       const { optionsFromQuery } = await import("/js/engine.js");
