@@ -4,7 +4,7 @@
 
 What it does (docs/benchmarks.md, "Providers"):
 
-- runs the fake Alist, Emby, Jellyfin and Bilibili of ``tests/providers/upstreams.py`` in a process
+- runs the fake Alist, Emby, Jellyfin and Bilibili of ``tests/providers/fakes/`` in a process
   of their own (real HTTP on loopback; run from a checkout) and the real server (``twistd -n
   synctv``, ``[proxy] allow_networks`` admitting loopback, ``[providers] bilibili_api`` on the fake);
 - links one account of each kind as root and adds N items per provider (the same film each time:
@@ -87,7 +87,7 @@ def pct(values: list[float], p: float) -> float:
 
 def run(items: int) -> int:
     sys.path.insert(0, str(ROOT))
-    from tests.providers.upstreams import FakeUpstreams
+    from tests.providers.fakes import FakeUpstreams
 
     with tempfile.TemporaryDirectory(prefix="synctv-bench-providers-") as tmp:
         fakes = FakeUpstreams(Path(tmp) / "upstreams")

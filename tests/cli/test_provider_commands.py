@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration import conftest as integration
 from tests.integration.processes import child_env
-from tests.providers.upstreams import FakeUpstreams
+from tests.providers.fakes import FakeUpstreams
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.tools("ffmpeg", "ffprobe", "curl")]

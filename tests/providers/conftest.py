@@ -1,4 +1,4 @@
-"""Fixtures of the provider tests: the fake upstreams of ``upstreams.py`` on loopback, and a served
+"""Fixtures of the provider tests: the fake upstreams of ``fakes/`` on loopback, and a served
 synctv Site with the catalog providers, provider accounts, the media proxy and the WebSocket
 endpoint (with the danmaku feed), over a real SQLite store, on real server time.
 
@@ -34,7 +34,7 @@ from synctv.site import build_site
 from synctv.store import DatabaseURL, open_store
 from synctv.store.migrate import migrate
 from tests.api.api_support import PROVIDER_KEY, SECRET, WEB_DIR, Response, Served, World, make_actions
-from tests.providers.upstreams import FakeAlist, FakeBilibili, FakeMediaBrowser, listen, make_media
+from tests.providers.fakes import FakeAlist, FakeBilibili, FakeMediaBrowser, listen, make_media
 from tests.realtime.wsclient import WSClient, connect, room_path
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)

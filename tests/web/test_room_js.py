@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.providers.upstreams import make_media
+from tests.providers.fakes import make_media
 from tests.tools import require_tools
 from tests.web.conftest import OFFLINE
 

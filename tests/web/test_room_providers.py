@@ -1,5 +1,5 @@
 """The room page with provider items, in Chromium against a real server process and the local
-stand-ins of Alist, Emby, Jellyfin and Bilibili (tests/providers/upstreams.py, in a process of
+stand-ins of Alist, Emby, Jellyfin and Bilibili (tests/providers/fakes/, in a process of
 their own, serving media made by ffmpeg), as tests/cli/test_provider_commands.py runs them.
 
 - The playlist panel's "From your accounts": link an account (a refused one shows the upstream's
@@ -23,7 +23,7 @@ import attrs
 import pytest
 
 from tests.integration.processes import ServerProcess
-from tests.providers.upstreams import DASH_ONLY, FakeUpstreams
+from tests.providers.fakes import DASH_ONLY, FakeUpstreams
 from tests.tools import require_tools
 from tests.web.conftest import _ok
 from tests.web.test_room_page import ARGS, PASSWORD, screenshot, status, wait_status
