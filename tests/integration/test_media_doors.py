@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -125,10 +124,9 @@ def test_a_hostile_member_and_upstream_get_nothing_through_the_real_server(
     status, body = server.request("GET", f"/api/rooms/den/media/{inside}/playback?modes=proxy", token=tokens["bob"])
     [info] = body["infos"]
     before = len(HostileUpstream.seen)
-    started = time.monotonic()
     status, headers, raw = _raw(server, info["url"], tokens["bob"])
-    assert status == 403, raw
-    assert b"NAT64 form of 10.0.0.1" in raw and time.monotonic() - started < 5
+    assert status == 403, raw  # the address guard's refusal, named: no connection was tried
+    assert b"NAT64 form of 10.0.0.1" in raw
     assert headers["x-content-type-options"] == "nosniff"
     assert len(HostileUpstream.seen) == before
 
