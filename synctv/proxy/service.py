@@ -12,9 +12,8 @@ For one request (:meth:`SliceService.serve`):
    slice mode: slices are fetched unconditionally and compared).
 3. The covering slices are sent in order, each cut to the range: from the cache (read one slice
    ahead) or from a :class:`~synctv.proxy.flights.SliceFlight` that streams it as it arrives
-   (and, once its first wanted byte went out, up to ``READ_AHEAD`` missing slices are fetched
-   meanwhile). ``X-Cache`` is ``HIT`` when every slice was cached when the answer started, else
-   ``MISS``.
+   (and the next missing slice is fetched meanwhile). ``X-Cache`` is ``HIT`` when every slice was
+   cached when the answer started, else ``MISS``.
 4. Every slice answer is checked: status 206, a ``Content-Range`` matching the slice asked for,
    validators matching the stored ones. A mismatch purges the resource and stores the new
    validators; a response that has not started its body is planned again, one that has is cut
@@ -307,32 +306,15 @@ class SliceService:
                 return open_slice(key) if open_slice is not None else self.cache.get(key)
             return self._flight(upstream, resource, plan.pieces[i].index, holds)
 
-        def ahead(i: int) -> None:
-            # read one slice ahead from the cache; fetch up to READ_AHEAD missing slices meanwhile
-            for j in range(i + 1, min(i + 1 + READ_AHEAD, len(plan.pieces))):
-                if j not in sources:
-                    if j > i + 1 and self.cache.contains(plan.keys[j]):
-                        break
-                    sources[j] = source(j)
-
-        def ahead_on_first_write(i: int) -> Callable[[bytes], None]:
-            # a missing slice's fetches ahead start when its first wanted byte goes out, so they do
-            # not share the upstream's bandwidth (and our reactor) with the bytes the client waits for
-            def write(chunk: bytes) -> None:
-                nonlocal started
-                if not started:
-                    started = True
-                    ahead(i)
-                pump.write(chunk)
-
-            started = False
-            return write
-
         try:
             for i, piece in enumerate(plan.pieces):
                 src = sources.pop(i) if i in sources else source(i)
-                if not isinstance(src, SliceFlight):
-                    ahead(i)
+                # read one slice ahead from the cache; fetch up to READ_AHEAD missing slices meanwhile
+                for j in range(i + 1, min(i + 1 + READ_AHEAD, len(plan.pieces))):
+                    if j not in sources:
+                        if j > i + 1 and self.cache.contains(plan.keys[j]):
+                            break
+                        sources[j] = source(j)
                 await pump.writable()
                 if isinstance(src, defer.Deferred):
                     data = await src
@@ -354,8 +336,7 @@ class SliceService:
                     if not request.startedWriting:
                         raise _Replan()
                     raise UpstreamError("the upstream resource changed while it was being sent")
-                await src.read(piece.cut_start, piece.cut_end,
-                               pump.write if i + 1 in sources or i + 1 == len(plan.pieces) else ahead_on_first_write(i))
+                await src.read(piece.cut_start, piece.cut_end, pump.write)
                 holds.drop(src)
         finally:
             for pending in sources.values():  # slice files opened ahead and never sent

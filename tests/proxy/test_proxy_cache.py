@@ -1,6 +1,6 @@
 """The proxy's slice cache in use: HIT after a restart with the file backend, purge and refetch
-when the upstream changes, request collapsing, fetches ahead only once a miss streams, BYPASS for
-upstreams without Range, client disconnects cancelling the upstream fetch."""
+when the upstream changes, request collapsing, BYPASS for upstreams without Range, client
+disconnects cancelling the upstream fetch."""
 
 from __future__ import annotations
 
@@ -107,36 +107,6 @@ async def test_twenty_concurrent_requests_for_a_cold_slice_make_one_upstream_req
     assert [r.code for r in responses] == [206] * 20
     assert all(body == pattern(size)[10:1010] for body in bodies)
     assert special.resource.counts[f"/gated/{size}"] == 1
-
-
-@pytest_twisted.ensureDeferred
-async def test_missing_slices_ahead_are_fetched_once_the_first_one_streams(make_world, special):
-    """A cold read of three slices asks the upstream for the first one alone until its first
-    wanted byte went to the client (the fetches ahead would share the upstream's bandwidth with
-    the bytes the client waits for); then the next slices are fetched ahead, and the client gets
-    every byte."""
-    from twisted.internet import reactor
-
-    size = 4 * SLICE
-    path = f"/gated/{size}"
-    world = await make_world()
-    room, media = await world.item(special.url(path))
-    url = await world.proxy_url(room, media)
-    special.resource.release()
-    r = await world.fetch(url, headers={"Range": "bytes=0-0"})  # the resource's length is known
-    assert (r.status, special.resource.counts[path]) == (206, 1)
-    special.resource.gate = defer.Deferred()  # hold the answers again
-    first, last = SLICE + SLICE // 2, size - 1
-    d = defer.ensureDeferred(world.fetch(url, headers={"Range": f"bytes={first}-{last}"}))
-    await until(lambda: special.resource.counts[path] == 2)
-    await task.deferLater(reactor, 0.3, lambda: None)
-    assert special.resource.counts[path] == 2, "slices ahead were fetched before the first one streamed"
-    special.resource.release()
-    r = await d
-    assert (r.status, r.raw) == (206, pattern(size)[first:])
-    assert special.resource.counts[path] == 4
-    assert [q["range"] for q in special.resource.requests[1:]] == [
-        f"bytes={i * SLICE}-{(i + 1) * SLICE - 1}".encode() for i in (1, 2, 3)]
 
 
 @pytest_twisted.ensureDeferred
