@@ -50,7 +50,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from synctv.proxy.cache import Validators
+from synctv.proxy.cache import SliceFile, Validators
 from synctv.proxy.slices import SliceKey
 
 log = Logger()
@@ -150,21 +150,6 @@ def _read_slice(path: str, resource: str, size: int, stamp_ns: int) -> bytes | N
     except OSError:
         pass
     return payload
-
-
-@attrs.define
-class SliceFile:
-    """An open slice file for ``sendfile``: the payload is ``length`` bytes at ``offset`` of ``fd``.
-    The caller closes it."""
-
-    fd: int
-    offset: int
-    length: int
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
 
 def _open_slice(path: str, resource: str, size: int, stamp_ns: int, verify: bool) -> SliceFile | None:

@@ -135,7 +135,7 @@ async def open_media_proxy(
         log.info("slice cache: {entries} slices, {bytes} bytes in {directory}", entries=stats["entries"],
                  bytes=stats["bytes"], directory=str(directory))
     else:
-        cache = MemorySliceCache(config.cache_bytes)
+        cache = MemorySliceCache(config.cache_bytes, config.slice_size)
     client = UpstreamClient(reactor, allow_networks=config.allow_networks)
     service = SliceService(cache, client, slice_size=config.slice_size, revalidate_s=revalidate_s)
     return MediaProxy(links=links, actions=actions, cache=cache, client=client, service=service,

@@ -6,7 +6,7 @@ client's transport pauses and resumes it, and it pauses and resumes the upstream
 
 Sending cached bytes (:meth:`ResponsePump.send` and :meth:`ResponsePump.sendfile`): on a plain
 TCP connection (not TLS, not HTTP/2) the body goes straight to the socket -- ``send()`` of a
-memoryview, or ``os.sendfile`` from a slice file -- whenever the transport's own buffer is empty,
+memoryview, or ``os.sendfile`` from a slice file or a memfd -- whenever the transport's own buffer is empty,
 which is exactly when the transport resumes this producer. When the socket's buffer is full, the
 pump pauses and asks the transport to resume it once the socket is writable
 (``synctv.compat.twisted.resume_when_writable``: the reactor's EPOLLOUT, no byte through

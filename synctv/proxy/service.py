@@ -35,8 +35,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
-from synctv.proxy.cache import Collapser, SliceCache, Validators, validators_match
-from synctv.proxy.filecache import SliceFile
+from synctv.proxy.cache import Collapser, SliceCache, SliceFile, Validators, validators_match
 from synctv.proxy.flights import Holds, SliceFlight, SliceHead
 from synctv.proxy.media_types import answer_type
 from synctv.proxy.ranges import (
@@ -298,7 +297,7 @@ class SliceService:
             return
         pump.start()
         sources: dict[int, Any] = {}
-        open_slice = getattr(self.cache, "open_slice", None) if pump.direct else None
+        open_slice = self.cache.open_slice if pump.direct else None
 
         def source(i: int) -> Any:
             key = plan.keys[i]

@@ -1,13 +1,22 @@
-"""The SliceCache contract, run against both backends, and validators_match (synctv.proxy.cache)."""
+"""The SliceCache contract, run against every backend (memory with bytes, memory with memfds, file),
+memfd lifetimes, and validators_match (synctv.proxy.cache)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from synctv.proxy.cache import MemorySliceCache, SliceCache, Validators, validators_match
+from synctv.proxy.cache import (
+    MEMFD_MAX_SLICES,
+    MemorySliceCache,
+    SliceCache,
+    SliceFile,
+    Validators,
+    validators_match,
+)
 from synctv.proxy.filecache import FileSliceCache, inline_runner
 from synctv.proxy.slices import SliceKey, slice_key
 
@@ -21,13 +30,18 @@ def key(url: str, index: int) -> SliceKey:
     return slice_key(url, {"Referer": "https://site/"}, index, slice_size=100)
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "memfd", "file"])
 def make_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
-    """Builds a cache of the parametrized backend with a given byte bound."""
+    """Builds a cache of the parametrized backend with a given byte bound (``memfd``: the memory
+    cache keeping its slices in memfds, as it does given the slice size on Linux)."""
 
     def make(max_bytes: int) -> SliceCache:
         if request.param == "memory":
             return MemorySliceCache(max_bytes)
+        if request.param == "memfd":
+            cache = MemorySliceCache(max_bytes, slice_size=100)
+            assert cache.memfd
+            return cache
         cache: SliceCache = resolved(FileSliceCache.open(tmp_path / "cache", max_bytes, inline_runner))
         return cache
 
@@ -174,3 +188,45 @@ def test_validators_json_round_trip_and_refuses_bad_shapes() -> None:
     for bad in ([], {"etag": 1}, {"last_modified": 2}, {"total_length": -1}, {"total_length": True}):
         with pytest.raises(ValueError):
             Validators.from_json(bad)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_memfd_slices_are_sent_from_their_descriptor_and_outlive_eviction_until_closed() -> None:
+    """With memfds, ``open_slice`` gives a duplicate descriptor holding the slice (for sendfile);
+    a slice evicted while a response still holds it stays readable through that descriptor until
+    the response closes it; dropping slices (eviction, purge) closes their descriptors, so the
+    process holds one descriptor per cached slice and no more."""
+    base = open_fds()
+    cache = MemorySliceCache(300, slice_size=100)
+    assert cache.memfd
+    resolved(cache.put(key(URL_A, 0), b"a" * 100))
+    resolved(cache.put(key(URL_A, 1), b"b" * 60))
+    assert open_fds() == base + 2
+    opened = resolved(cache.open_slice(key(URL_A, 1)))
+    assert isinstance(opened, SliceFile) and (opened.offset, opened.length) == (0, 60)
+    assert os.pread(opened.fd, 100, 0) == b"b" * 60
+    assert resolved(cache.get(key(URL_A, 1))) == b"b" * 60
+    for i in range(2, 6):  # evicts slices 0 and 1 (LRU), and more
+        resolved(cache.put(key(URL_B, i), bytes([i]) * 100))
+    assert not cache.contains(key(URL_A, 1))
+    assert os.pread(opened.fd, 100, 0) == b"b" * 60  # the response still sends the right bytes
+    opened.close()
+    assert open_fds() == base + 3  # the three slices held, nothing else
+    assert resolved(cache.open_slice(key(URL_A, 0))) is None
+    resolved(cache.purge_all())
+    assert open_fds() == base
+
+
+def test_memory_cache_keeps_bytes_when_memfds_would_take_too_many_descriptors() -> None:
+    """One descriptor per slice is allowed for at most MEMFD_MAX_SLICES slices (and a quarter of
+    the descriptor limit); a cache of more slices, or one not told the slice size, keeps ``bytes``
+    and ``open_slice`` returns them."""
+    assert MemorySliceCache(MEMFD_MAX_SLICES * 100, slice_size=100).memfd
+    assert not MemorySliceCache(MEMFD_MAX_SLICES * 100 + 1, slice_size=100).memfd
+    assert not MemorySliceCache(1000).memfd
+    cache = MemorySliceCache(100 * MEMFD_MAX_SLICES * 2, slice_size=100)
+    resolved(cache.put(key(URL_A, 0), b"x" * 100))
+    assert resolved(cache.open_slice(key(URL_A, 0))) == b"x" * 100
