@@ -46,7 +46,15 @@ from synctv.proxy.ranges import (
     parse_content_range,
 )
 from synctv.proxy.relay import ResponsePump, abort, header, is_head, pass_through
-from synctv.proxy.slices import DEFAULT_SLICE_SIZE, SliceKey, SlicePiece, iter_slices, resource_key, slice_key
+from synctv.proxy.slices import (
+    DEFAULT_SLICE_SIZE,
+    SliceKey,
+    SlicePiece,
+    iter_slices,
+    resource_key,
+    slice_key,
+    slice_keys,
+)
 from synctv.proxy.upstream import (
     UpstreamClient,
     UpstreamError,
@@ -271,7 +279,7 @@ class SliceService:
             assert decision.last is not None
             status, first, last = 206, decision.first, decision.last
         pieces = list(iter_slices(first, last, self.slice_size, total)) if last >= first else []
-        keys = [slice_key(upstream.url, upstream.headers, p.index, self.slice_size) for p in pieces]
+        keys = slice_keys(upstream.url, upstream.headers, (p.index for p in pieces), self.slice_size)
         hit = not probed and all(self.cache.contains(k) for k in keys)
         return _Plan(status, first, last, total, validators, pieces, keys, hit)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
 
@@ -16,3 +17,13 @@ def resolved(d: defer.Deferred[Any]) -> Any:
     if isinstance(box[0], Failure):
         box[0].raiseException()
     return box[0]
+
+
+async def until(condition: Any, timeout_s: float = 10.0) -> None:
+    """Wait (polling the reactor) until ``condition()`` holds; fail after ``timeout_s``."""
+    from twisted.internet import reactor
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        await task.deferLater(reactor, 0.01, lambda: None)

@@ -4,26 +4,14 @@ disconnects cancelling the upstream fetch."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest_twisted
 import treq
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.web.client import HTTPConnectionPool
 
+from ._support import until
 from .conftest import SLICE
 from .upstreams import pattern
-
-
-async def until(condition: Any, timeout_s: float = 10.0) -> None:
-    """Wait (polling the reactor) until ``condition()`` holds; fail after ``timeout_s``."""
-    from twisted.internet import reactor
-
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        await task.deferLater(reactor, 0.01, lambda: None)
 
 
 @pytest_twisted.ensureDeferred

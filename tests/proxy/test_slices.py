@@ -19,6 +19,7 @@ from synctv.proxy.slices import (
     slice_count,
     slice_indexes,
     slice_key,
+    slice_keys,
     slice_request_range,
     slice_span,
 )
@@ -184,3 +185,23 @@ def test_key_is_independent_of_header_order_property(headers: dict[str, str], in
     forward = slice_key(URL, list(headers.items()), index)
     backward = slice_key(URL, [(k.swapcase(), v) for k, v in reversed(list(headers.items()))], index)
     assert forward == backward
+
+
+@FAST
+@given(
+    url=st.text(min_size=1, max_size=40),
+    headers=st.dictionaries(st.text(min_size=1, max_size=8), st.text(max_size=12), max_size=4),
+    indexes=st.lists(st.integers(0, 10**9), max_size=8),
+    size=st.integers(4096, 64 << 20),
+)
+def test_slice_keys_equal_slice_key_key_for_key(url: str, headers: dict[str, str], indexes: list[int], size: int) -> None:
+    """The batch form gives exactly the keys of the one-at-a-time form (any URL or header text,
+    non-ASCII included: the file cache's keys on disk must not change)."""
+    assert slice_keys(url, headers, indexes, size) == [slice_key(url, headers, i, size) for i in indexes]
+
+
+def test_slice_keys_refuse_what_slice_key_refuses() -> None:
+    with pytest.raises(ValueError):
+        slice_keys(URL, None, [0, -1])
+    with pytest.raises(ValueError):
+        slice_keys(URL, None, [0], slice_size=0)
