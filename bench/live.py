@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -77,26 +78,47 @@ def load_preexec(pinning: Pinning | None) -> Any:
     return (pinning or Pinning(None, None)).load_preexec(LOAD_NICE)
 
 
-def publisher(url: str, seconds: float, pinning: Pinning | None = None) -> subprocess.Popen[str]:
-    """ffmpeg pushing 2 Mbit/s CBR H.264 + AAC in real time; progress lines on stdout."""
-    return subprocess.Popen([
+#: A publisher runs until it is stopped (SIGINT); this caps a stray one.
+PUBLISHER_CAP_S = 3600.0
+
+
+def publisher(url: str, seconds: float = PUBLISHER_CAP_S, pinning: Pinning | None = None) -> subprocess.Popen[str]:
+    """ffmpeg pushing 2 Mbit/s CBR H.264 + AAC in real time for at most ``seconds``; stop it with
+    :func:`stall_s`. Its progress lines are read as they come by a thread (into ``proc.out_us``):
+    left in the pipe, they would fill it after a minute or two and stall ffmpeg itself."""
+    proc = subprocess.Popen([
         "ffmpeg", "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30",
         "-f", "lavfi", "-i", "sine=frequency=440", "-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p",
         "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-b:v", "2M", "-maxrate", "2M", "-minrate", "2M",
         "-bufsize", "1M", "-x264-params", "nal-hrd=cbr", "-c:a", "aac", "-b:a", "128k", "-progress", "pipe:1",
         "-f", "flv", url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         preexec_fn=load_preexec(pinning))
+    proc.out_us = 0  # type: ignore[attr-defined]
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("out_time_us=") and line.strip()[12:].isdigit():
+                proc.out_us = int(line.strip()[12:])  # type: ignore[attr-defined]
+
+    proc.drain = threading.Thread(target=drain, daemon=True)  # type: ignore[attr-defined]
+    proc.drain.start()  # type: ignore[attr-defined]
+    return proc
 
 
 def stall_s(proc: subprocess.Popen[str], started: float) -> float:
-    """How far the publisher's media time fell behind the wall clock (0 when it kept up)."""
-    out_us = 0
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("out_time_us=") and line.strip()[12:].isdigit():
-            out_us = int(line.strip()[12:])
-    proc.wait()
-    return max(0.0, (time.monotonic() - started) - out_us / 1e6 - 1.0)  # 1 s: process start
+    """Stop the publisher (SIGINT); how far its media time had fallen behind the wall clock by
+    now (0 when it kept up). A publisher that ended before (its cap) counts as behind."""
+    stopped = time.monotonic()
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.drain.join(timeout=5)  # type: ignore[attr-defined]
+    return max(0.0, (stopped - started) - proc.out_us / 1e6 - 1.0)  # type: ignore[attr-defined]  # 1 s: start
 
 
 def viewers(kind: str, url: str, count: int, seconds: float, pinning: Pinning | None = None) -> subprocess.Popen[str]:
@@ -211,7 +233,7 @@ def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, 
             warmup: float, measure: float, pinning: Pinning | None = None) -> dict[str, Any]:
     """Publish, connect ``count`` viewers, measure the server's CPU over ``measure`` seconds."""
     started = time.monotonic()
-    ffmpeg = publisher(publish_url, warmup + measure + 8, pinning)
+    ffmpeg = publisher(publish_url, pinning=pinning)  # until stopped: connecting may take a while
     load = None
     try:
         time.sleep(2.0)
@@ -226,7 +248,6 @@ def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, 
         pub1 = cpu_seconds([ffmpeg.pid])
         done = read_event(load)
         load.wait()
-        ffmpeg.send_signal(signal.SIGINT)
         behind = stall_s(ffmpeg, started)
     finally:
         for proc in (load, ffmpeg):
@@ -266,6 +287,11 @@ def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, 
     if got["server_wait_share"] > WAIT_BOUND:
         run.problems.append(f"the server waited for a CPU {got['server_wait_share']:.0%} of the window "
                             "(the machine's other load set the pace)")
+    if pinning.load is not None:
+        load_side = (got["load_cpu_share"] + got["publisher_cpu_share"]) / len(pinning.load)
+        if load_side > LOAD_BOUND:  # the viewers and the publisher share the load CPUs
+            run.problems.append(f"the load client and the publisher used {load_side:.0%} of the load CPUs "
+                                "(viewers may have fallen behind there, not at the server; --no-pin spreads them)")
     if got["load_cpu_share"] > LOAD_BOUND:
         run.problems.append(f"the load client used {got['load_cpu_share']:.0%} of a core")
     return run
@@ -285,7 +311,6 @@ def first_hls_segment(server: Synctv) -> float:
                 time.sleep(0.02)
         raise RuntimeError("no HLS segment within 30 s")
     finally:
-        ffmpeg.send_signal(signal.SIGINT)
         stall_s(ffmpeg, started)
 
 
@@ -350,11 +375,11 @@ def main(argv: list[str]) -> int:
                                                         "rtmp", nginx.publish_url, count, warmup, measure, pinning)
         results = alternate(sides, rounds=rounds, max_rounds=rounds + 2,
                             report=lambda run: print("live: " + format_run(run, keys, 4), flush=True))
-        ffmpeg = publisher(server.publish_url, 20)
+        ffmpeg = publisher(server.publish_url, 60)
+        started = time.monotonic()
         time.sleep(4.0)
         frames = first_frame_ms(server.urls["flv"], 5 if quick else 20)
-        ffmpeg.send_signal(signal.SIGINT)
-        ffmpeg.wait()
+        stall_s(ffmpeg, started)
     finally:
         server.stop()
         if before is not None:

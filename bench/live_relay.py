@@ -118,7 +118,7 @@ def synctv_relay(workdir: Path, count: int, warmup: float, measure: float) -> di
         on_a, on_b = _urls(a, item, token), _urls(b, item, token)
 
         started = time.monotonic()
-        ffmpeg = publisher(publish_url, 2 * (warmup + measure) + 60)
+        ffmpeg = publisher(publish_url)
         time.sleep(4.0)
         cold = first_frame_ms(on_b["flv"], 1)  # starts B's relay
         _wait_offline(b, item, token)  # B releases it (pull_idle_s + idle_s)
@@ -145,7 +145,6 @@ def synctv_relay(workdir: Path, count: int, warmup: float, measure: float) -> di
         d1, dt1 = cpu_seconds(pids_a), time.monotonic()
         direct_done = read_event(direct)
         direct.wait()
-        ffmpeg.send_signal(signal.SIGINT)
         behind = stall_s(ffmpeg, started)
         minutes = connected["viewers"] * (t1 - t0) / 60
         direct_minutes = direct_connected["viewers"] * (dt1 - dt0) / 60
@@ -193,7 +192,7 @@ def nginx_edge(workdir: Path, count: int, warmup: float, measure: float) -> dict
     edge, edge_port = _nginx(workdir, "edge", f"live on; pull rtmp://127.0.0.1:{origin_port}/live;")
     try:
         started = time.monotonic()
-        ffmpeg = publisher(f"rtmp://127.0.0.1:{origin_port}/live/bench", warmup + measure + 10)
+        ffmpeg = publisher(f"rtmp://127.0.0.1:{origin_port}/live/bench")
         time.sleep(3.0)
         pids_o, pids_e = children(origin.pid), children(edge.pid)
         load = viewers("rtmp", f"rtmp://127.0.0.1:{edge_port}/live/bench", count, warmup + measure)
@@ -204,7 +203,6 @@ def nginx_edge(workdir: Path, count: int, warmup: float, measure: float) -> dict
         o1, e1, t1 = cpu_seconds(pids_o), cpu_seconds(pids_e), time.monotonic()
         done = read_event(load)
         load.wait()
-        ffmpeg.send_signal(signal.SIGINT)
         behind = stall_s(ffmpeg, started)
         minutes = connected["viewers"] * (t1 - t0) / 60
         return {"viewers": connected["viewers"], "edge_cpu_s": e1 - e0, "origin_cpu_s": o1 - o0,
