@@ -141,7 +141,8 @@ class SliceFile:
 
 
 #: The memory cache keeps each slice in a memfd when it would hold at most this many slices (and
-#: a quarter of the process's file descriptor limit): one descriptor per slice.
+#: an eighth of the process's file descriptor limit, so the cache never takes the descriptors
+#: that connections need): one descriptor per slice.
 MEMFD_MAX_SLICES = 4096
 
 
@@ -156,7 +157,7 @@ def memfd_slices_fit(max_bytes: int, slice_size: int | None) -> bool:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ImportError, ValueError, OSError):
         return False
-    limit = MEMFD_MAX_SLICES if soft == resource.RLIM_INFINITY else min(MEMFD_MAX_SLICES, soft // 4)
+    limit = MEMFD_MAX_SLICES if soft == resource.RLIM_INFINITY else min(MEMFD_MAX_SLICES, soft // 8)
     return slots <= limit
 
 

@@ -220,10 +220,16 @@ def test_memfd_slices_are_sent_from_their_descriptor_and_outlive_eviction_until_
     assert open_fds() == base
 
 
-def test_memory_cache_keeps_bytes_when_memfds_would_take_too_many_descriptors() -> None:
-    """One descriptor per slice is allowed for at most MEMFD_MAX_SLICES slices (and a quarter of
-    the descriptor limit); a cache of more slices, or one not told the slice size, keeps ``bytes``
-    and ``open_slice`` returns them."""
+def test_memory_cache_keeps_bytes_when_memfds_would_take_too_many_descriptors(monkeypatch) -> None:
+    """One descriptor per slice is allowed for at most MEMFD_MAX_SLICES slices and an eighth of
+    the soft descriptor limit; a cache of more slices, or one not told the slice size, keeps
+    ``bytes`` and ``open_slice`` returns them."""
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1024, 4096))
+    assert MemorySliceCache(128 * 100, slice_size=100).memfd  # 1,024 / 8
+    assert not MemorySliceCache(128 * 100 + 1, slice_size=100).memfd
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (10**6, 10**6))
     assert MemorySliceCache(MEMFD_MAX_SLICES * 100, slice_size=100).memfd
     assert not MemorySliceCache(MEMFD_MAX_SLICES * 100 + 1, slice_size=100).memfd
     assert not MemorySliceCache(1000).memfd
