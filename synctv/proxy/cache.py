@@ -210,7 +210,7 @@ class MemorySliceCache:
     cache holds few enough slices (:func:`memfd_slices_fit`; Linux), each slice lives in a memfd
     (anonymous shared memory, one descriptor per slice): :meth:`open_slice` then hands out a
     duplicate of its descriptor and a hit goes to the socket by ``sendfile``, without being copied
-    from Python's memory (the file cache's path: 1.29-1.31x the hit throughput of ``bytes`` in
+    from Python's memory (the file cache's path: 1.11-1.18x the hit throughput of ``bytes`` in
     one run, docs/benchmarks.md "Proxy"). An evicted slice's memory is freed when the last response sending
     it closes its duplicate. A slice the kernel refuses a memfd for (memory, descriptors) is
     simply not cached. Without memfds the slices are ``bytes`` and :meth:`open_slice` returns
