@@ -251,7 +251,10 @@ class MemorySliceCache:
             return defer.succeed(None)
         if held.fd < 0:
             return defer.succeed(held.data)
-        return defer.succeed(SliceFile(os.dup(held.fd), 0, held.size))
+        try:
+            return defer.succeed(SliceFile(os.dup(held.fd), 0, held.size))
+        except OSError:  # out of descriptors: the bytes still serve the hit
+            return defer.succeed(held.bytes())
 
     def contains(self, key: SliceKey) -> bool:
         return key.digest in self._slices

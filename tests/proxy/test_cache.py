@@ -35,17 +35,22 @@ def make_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[objec
     """Builds a cache of the parametrized backend with a given byte bound (``memfd``: the memory
     cache keeping its slices in memfds, as it does given the slice size on Linux)."""
 
+    made: list[MemorySliceCache] = []
+
     def make(max_bytes: int) -> SliceCache:
         if request.param == "memory":
             return MemorySliceCache(max_bytes)
         if request.param == "memfd":
-            cache = MemorySliceCache(max_bytes, slice_size=100)
-            assert cache.memfd
-            return cache
+            memfd = MemorySliceCache(max_bytes, slice_size=100)
+            assert memfd.memfd
+            made.append(memfd)
+            return memfd
         cache: SliceCache = resolved(FileSliceCache.open(tmp_path / "cache", max_bytes, inline_runner))
         return cache
 
     yield make
+    for memfd in made:  # close the slices' descriptors
+        resolved(memfd.purge_all())
 
 
 def test_put_then_get_returns_the_bytes_and_counts_hits_and_misses(make_cache) -> None:
@@ -191,7 +196,16 @@ def test_validators_json_round_trip_and_refuses_bad_shapes() -> None:
 
 
 def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+    """This process's memfd slice descriptors (other descriptors, e.g. of threads left by earlier
+    tests, do not count)."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("/memfd:synctv-slice"):
+                count += 1
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            pass
+    return count
 
 
 def test_memfd_slices_are_sent_from_their_descriptor_and_outlive_eviction_until_closed() -> None:
@@ -236,3 +250,18 @@ def test_memory_cache_keeps_bytes_when_memfds_would_take_too_many_descriptors(mo
     cache = MemorySliceCache(100 * MEMFD_MAX_SLICES * 2, slice_size=100)
     resolved(cache.put(key(URL_A, 0), b"x" * 100))
     assert resolved(cache.open_slice(key(URL_A, 0))) == b"x" * 100
+
+
+def test_memfd_hit_falls_back_to_the_bytes_when_descriptors_run_out(monkeypatch) -> None:
+    """A hit when the process cannot duplicate a descriptor (EMFILE) is served from the memfd's
+    bytes, not turned into an error."""
+    cache = MemorySliceCache(300, slice_size=100)
+    resolved(cache.put(key(URL_A, 0), b"q" * 100))
+
+    def no_more(fd: int) -> int:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(os, "dup", no_more)
+    assert resolved(cache.open_slice(key(URL_A, 0))) == b"q" * 100
+    monkeypatch.undo()
+    resolved(cache.purge_all())
