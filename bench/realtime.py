@@ -45,16 +45,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench._profile import start_profile, stop_profile, summarize_profile
 from bench._realtime_load import WAIT_S, LeanClient, open_client, raise_fd_limit, worker
-from bench._realtime_measure import (
-    cpu_ms,
-    cpu_split_ms,
-    rss_kib,
-    send_floor_us,
-    start_profile,
-    stop_profile,
-    summarize_profile,
-)
+from bench._realtime_measure import cpu_ms, cpu_split_ms, rss_kib, send_floor_us
 from synctv.testing import ServerDidNotStart, wait_serving
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
