@@ -4,6 +4,16 @@ Routes are thin: authenticate, parse the body with its schema, call ``Actions``,
 Each route is declared once with ``table.route(...)``, which registers it on the Klein app and
 records its ``RouteDoc`` for the OpenAPI document. Failures become JSON in the error handlers at
 the bottom of the class, through ``synctv.api.errors``.
+
+Direct routes: a route added with ``direct=True`` (the media proxy's signed-URL streams, requested
+once per byte range a player reads) is matched by ``DirectRoutes`` -- literal path segments and
+``{param}`` segments, compared with the request's segments -- and run by ``APIResource`` without
+Klein's routing and rendering (werkzeug's URL map, its request adapter, several Deferreds per
+request). Everything else goes to Klein, and so does a request a direct route does not take in
+every respect (another method, a parameter holding ``/``), so its answers (405 with ``Allow``, the
+404 envelope) stay Klein's. A direct route answers as a Klein route does: its result bytes are
+written, its failures pass through the same ``domain_error``/``unexpected`` handlers, and a client
+that goes away cancels it.
 """
 
 from __future__ import annotations
@@ -16,9 +26,11 @@ from typing import Any
 import attrs
 from klein import Klein
 from prometheus_client import CONTENT_TYPE_LATEST
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web import resource, server
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
@@ -100,6 +112,7 @@ class RouteEntry:
     methods: tuple[str, ...]
     endpoint: str
     handler: Handler
+    direct: bool = False  # served by DirectRoutes, not Klein (module docstring)
 
 
 class RouteTable:
@@ -118,11 +131,13 @@ class RouteTable:
     def docs(self) -> list[RouteDoc]:
         return [entry.doc for entry in self.entries]
 
-    def add(self, doc: RouteDoc, handler: Handler, methods: tuple[str, ...] | None = None) -> None:
-        """Add a raw handler ``(api, request, **params)``; it renders its own answer."""
+    def add(self, doc: RouteDoc, handler: Handler, methods: tuple[str, ...] | None = None, *,
+            direct: bool = False) -> None:
+        """Add a raw handler ``(api, request, **params)``; it renders its own answer. ``direct``:
+        matched and run without Klein (module docstring), for routes a player requests often."""
         methods = methods or (doc.method,)
         endpoint = f"{self.name}.{doc.method.lower()}.{handler.__name__}"
-        self.entries.append(RouteEntry(doc, methods, endpoint, handler))
+        self.entries.append(RouteEntry(doc, methods, endpoint, handler, direct))
 
     def route(self, method: str, path: str, summary: str, **options: Any) -> Callable[[Handler], Handler]:
         """Declare a JSON route: ``f(api, call, **params)`` gets the authenticated user (unless
@@ -194,14 +209,18 @@ class SynctvAPI:
         self.app.handle_errors(DomainError)(self.domain_error)
         self.app.handle_errors(HTTPException)(self.routing_error)
         self.app.handle_errors(self.unexpected)
+        self.direct = DirectRoutes(
+            (entry.doc.path, entry.methods, _bound(entry.handler, self))
+            for table in self.routes for entry in table.entries if entry.direct)
         self._openapi = encode_json(build_openapi(self.docs))
 
     @property
     def docs(self) -> list[RouteDoc]:
         return [doc for table in self.routes for doc in table.docs]
 
-    def resource(self) -> Any:
-        return self.app.resource()
+    def resource(self) -> resource.IResource:
+        """What the Site serves the API's paths from: the direct routes, then Klein's."""
+        return APIResource(self, self.app.resource())
 
     # -- operations -----------------------------------------------------------------------------
 
@@ -443,6 +462,86 @@ class SynctvAPI:
                          method=request.method, path=request.path)
         return write_error(request, "internal", "the server failed to answer; the error is logged")
 
+
+
+class DirectRoutes:
+    """Routes matched by path segments alone (module docstring, "Direct routes"): ``match``
+    finds the handler and its ``{param}`` values for a request's method and path segments."""
+
+    def __init__(self, routes: Any) -> None:
+        """``routes``: ``(path template, methods, handler)``; the handler takes ``(request, **params)``."""
+        self._by_length: dict[int, list[tuple[tuple[bytes | str, ...], frozenset[bytes], Handler]]] = {}
+        for path, methods, handler in routes:
+            pattern = tuple(segment[1:-1] if segment.startswith("{") and segment.endswith("}")
+                            else segment.encode("utf-8") for segment in path.split("/")[1:])
+            allowed = frozenset(method.encode("ascii") for method in methods)
+            self._by_length.setdefault(len(pattern), []).append((pattern, allowed, handler))
+
+    def __bool__(self) -> bool:
+        return bool(self._by_length)
+
+    def match(self, method: bytes, segments: Sequence[bytes]) -> tuple[Handler, dict[str, str]] | None:
+        """The handler and its parameters, or None: Klein is to answer this request."""
+        for pattern, allowed, handler in self._by_length.get(len(segments), ()):
+            params: dict[str, str] = {}
+            for want, got in zip(pattern, segments, strict=True):
+                if isinstance(want, str):
+                    if not got or b"/" in got:  # empty, or an escaped "/": Klein's answer, not ours
+                        break
+                    try:
+                        params[want] = got.decode("utf-8")
+                    except UnicodeDecodeError:
+                        break
+                elif want != got:
+                    break
+            else:
+                return (handler, params) if method in allowed else None
+        return None
+
+
+class APIResource(resource.Resource):
+    """The API's resource: a request a direct route takes is run here, any other is Klein's."""
+
+    isLeaf = True
+
+    def __init__(self, api: SynctvAPI, klein: resource.IResource) -> None:
+        super().__init__()
+        self.api = api
+        self.klein = klein
+
+    def render(self, request: IRequest) -> Any:
+        found = self.api.direct.match(request.method, request.postpath) if self.api.direct else None
+        if found is None:
+            return self.klein.render(request)
+        handler, params = found
+        gone: list[object] = []
+        request.notifyFinish().addBoth(gone.append)
+        d: Deferred[Any] = Deferred.fromCoroutine(handler(request, **params))
+        request.notifyFinish().addErrback(lambda _: d.cancel())
+
+        def answer(result: Any) -> None:
+            if gone:
+                return
+            if isinstance(result, bytes):
+                request.write(result)
+            request.finish()
+
+        def failed(failure: Failure) -> None:
+            if gone:  # the client went away: nobody to answer
+                if not failure.check(CancelledError):
+                    self.api.log.failure("after the client went away, {method} {path} failed", failure,
+                                         method=request.method, path=request.path)
+                return
+            if failure.check(DomainError):
+                body = self.api.domain_error(request, failure)
+            else:
+                body = self.api.unexpected(request, failure)
+            answer(body)
+
+        d.addCallbacks(answer, failed)
+        d.addErrback(lambda failure: self.api.log.failure("writing the answer to {path} failed", failure,
+                                                          path=request.path))
+        return server.NOT_DONE_YET
 
 
 def _bound(handler: Handler, api: SynctvAPI) -> Handler:

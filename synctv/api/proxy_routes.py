@@ -6,6 +6,8 @@ makes, so they are in the OpenAPI document and docs/api.md).
   PlaybackInfo gave is the credential (docs/proxy.md). The body streams; errors before the body
   starts are the usual JSON envelope (502/504 for upstream failures, 416 for a bad range). Every
   answer carries CORS headers so browser players (hls.js, fetch-based players) can read it.
+  They are direct routes (``synctv.api.app.DirectRoutes``): a player asks for one per byte range
+  or segment, so they skip Klein's routing.
 - ``GET|DELETE /api/admin/cache``: slice cache statistics and purge, for site admins.
 """
 
@@ -73,7 +75,7 @@ def stream_route(path: str, summary: str, description: str, query: tuple[QueryPa
             return None
 
         handler.__name__ = f.__name__
-        ROUTES.add(doc, handler, methods=("GET", "HEAD", "OPTIONS"))
+        ROUTES.add(doc, handler, methods=("GET", "HEAD", "OPTIONS"), direct=True)
         return handler
 
     return decorate
