@@ -2,7 +2,7 @@
 
     python -m bench.proxy [--quick] [--size-mib N] [--seconds S] [--seeks N] [--cold-reads N]
                           [--rounds R] [--cache memory,file] [--no-pin] [--max-wait SHARE]
-                          [--baseline DIR]
+                          [--baseline DIR] [--profile DIR]
 
 What it does (docs/benchmarks.md, "Proxy"):
 
@@ -13,8 +13,9 @@ What it does (docs/benchmarks.md, "Proxy"):
   worker (synctv is one process, one reactor thread);
 - runs the real server (``twistd -n synctv``) once per cache (``--cache``: the memory cache, the
   file cache, or both) with ``[proxy] slice_size = 1 MiB``, big enough for the file and
-  ``allow_networks = ["127.0.0.0/8"]``, adds the file as a media item and takes the proxy URL
-  from its PlaybackInfo;
+  ``allow_networks = ["127.0.0.0/8"]``, and ``[server] access_log = "off"`` as the peer's
+  ``access_log off`` (a ``--baseline`` tree older than that key logs its lines); adds the file as
+  a media item and takes the proxy URL from its PlaybackInfo;
 - with ``--baseline DIR`` also runs synctv from the source tree DIR (e.g. ``git archive <commit>
   | tar -x -C DIR``) as the sides ``synctv-memory-before``/``synctv-file-before``, in the same
   rounds, so a change is measured before and after beside nginx in one run;
@@ -32,6 +33,9 @@ What it does (docs/benchmarks.md, "Proxy"):
     request to the first body byte, on a warm keep-alive connection);
   - cold reads: 4 MiB at random offsets of a copy of the file nobody read before (one per side
     and round): time to first byte and time to the last byte (median).
+- with ``--profile DIR``, py-spy samples each synctv side during its 16-client hit phase of the
+  first round (collapsed stacks in DIR, summarized at the end; ``pip install py-spy``). The
+  sampling costs the server CPU, so that round's figures are not comparable with the others'.
 - A run is unhealthy (and its round gives no ratio) when a byte was wrong, a load client used
   over 90% of a core (or all load clients over 90% of their CPUs), or the server waited for a
   CPU, while runnable, more than ``--max-wait`` (0.5) of a throughput phase (from schedstat:
@@ -65,6 +69,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench._profile import start_profile, stop_profile, summarize_profile
 from bench._trials import (
     Pinning,
     Run,
@@ -172,7 +177,10 @@ def start_synctv(workdir: Path, size: int, cache: str, pinning: Pinning, name: s
     """``source``: a source tree to run the server from (PYTHONPATH), e.g. the code before a change."""
     data = workdir / f"{name}-data"
     config = workdir / f"{name}.toml"
-    config.write_text(f'[proxy]\nslice_size = {MIB}\ncache = "{cache}"\ncache_bytes = {3 * size + 64 * MIB}\n'
+    # no access log, as the peer (nginx: access_log off); code from before [server] access_log has no key for it
+    tree = Path(source) if source is not None else Path(__file__).resolve().parent.parent
+    quiet = '[server]\naccess_log = "off"\n' if "access_log" in (tree / "synctv" / "config.py").read_text() else ""
+    config.write_text(f'{quiet}[proxy]\nslice_size = {MIB}\ncache = "{cache}"\ncache_bytes = {3 * size + 64 * MIB}\n'
                       'allow_networks = ["127.0.0.0/8"]\n')
     log = workdir / f"{name}.log"
     env = dict(os.environ)
@@ -344,8 +352,13 @@ def measure(side: Side, r: int, args: argparse.Namespace, size: int, source: Pat
         run.problems.append("wrong bytes on a hit")
     for clients in (1, 16):
         pids = process_tree(side.pid)
+        spy = None
+        if args.profile is not None and clients == 16 and r == 0 and side.name != "nginx":
+            spy = start_profile(side.pid, args.profile / f"{side.name}.txt", gil=False)
         starving, cpu0, t0 = Starvation(pids), cpu_seconds(pids), time.monotonic()
         mbs, busiest, cores = throughput(side.port, side.film, size, clients, args.seconds, pinning)
+        if spy is not None:
+            stop_profile(spy)
         wall, cpu = time.monotonic() - t0, cpu_seconds(pids) - cpu0
         plural = "s" if clients > 1 else ""
         run.figures[f"hit MB/s, {clients} client{plural}"] = mbs
@@ -459,6 +472,10 @@ def run(args: argparse.Namespace) -> int:
                     c = compare(rounds, key, a, b, need=args.rounds)
                     for line in format_comparison(c, a, b, 0 if "MB" in key else 2, "  "):
                         print(line)
+    if args.profile is not None:
+        for path in sorted(args.profile.glob("*.txt")):
+            print(f"profile of {path.stem} during 16-client hits (round 1), {path}:")
+            print(summarize_profile(path, top=25))
     for name, met in goals:
         print(f"goal {name}: {'not measured (unhealthy rounds)' if met is None else 'met' if met else 'MISSED'}")
     return status
@@ -476,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and load clients apart")
     parser.add_argument("--baseline", default=None, metavar="DIR",
                         help="also run synctv from the source tree DIR (the code before a change) in the same rounds")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="py-spy each synctv side during its first 16-client hit phase into DIR")
     parser.add_argument("--max-wait", type=float, default=0.5,
                         help="a run whose server waited for a CPU longer than this share of a phase is unhealthy")
     args = parser.parse_args(argv)
@@ -484,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     args.seeks = args.seeks or (20 if args.quick else 100)
     args.cold_reads = args.cold_reads or (5 if args.quick else 20)
     args.rounds = args.rounds or (1 if args.quick else 3)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     if not set(args.cache.split(",")) <= {"memory", "file"}:
         parser.error("--cache: memory, file or memory,file")
     if not os.path.exists(NGINX):

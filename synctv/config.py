@@ -177,6 +177,8 @@ class Config:
     # networks the others call from (empty: any source holding a valid node signature).
     node_url: str | None = None
     node_networks: tuple[Network, ...] = ()
+    # "log" (the server's log), "off", or a file (relative: under data); synctv.access_log
+    access_log: str = "log"
     proxy: ProxyConfig = ProxyConfig()
     triggers: TriggerConfig = TriggerConfig()
     live: LiveConfig = LiveConfig()
@@ -192,6 +194,13 @@ class Config:
         return self.db or f"sqlite:///{self.data / 'synctv.db'}"
 
     @property
+    def access_log_target(self) -> str | Path:
+        """``"log"``, ``"off"``, or the access log file's absolute path."""
+        if self.access_log in ("log", "off"):
+            return self.access_log
+        return self.data / Path(self.access_log).expanduser()
+
+    @property
     def provider_key_file(self) -> Path:
         key_file = self.providers.key_file
         return Path(key_file).expanduser().absolute() if key_file else self.data / "provider-key"
@@ -200,7 +209,7 @@ class Config:
 # section -> key -> (type check, description of what is accepted)
 _SCHEMA: dict[str, dict[str, str]] = {
     "server": {"data": "str", "http": "str", "rtmp": "str", "db": "str", "public_url": "str",
-               "metrics_networks": "networks", "node_url": "str", "node_networks": "networks"},
+               "metrics_networks": "networks", "node_url": "str", "node_networks": "networks", "access_log": "str"},
     "proxy": {"slice_size": "int", "cache": "str", "cache_bytes": "int", "allow_networks": "networks"},
     "triggers": {"lan_networks": "networks", "udp_ports": "str", "udp_bind": "str"},
     "displays": {"max_video_bytes": "int", "max_image_bytes": "int", "max_uploads_per_user": "int",
@@ -317,6 +326,19 @@ def _check_data_dir(path: Path) -> None:
             pass
     except OSError as e:
         raise ConfigError(f"data directory {path} is not writable: {e.strerror or e}") from None
+
+
+def _check_access_log(target: str | Path) -> None:
+    if isinstance(target, str):
+        return
+    if not target.parent.is_dir():
+        raise ConfigError(f'[server] access_log: the folder {target.parent} does not exist; create it, or say "log" '
+                          'or "off"')
+    try:
+        with open(target, "ab"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"[server] access_log: cannot append to {target}: {e.strerror or e}") from None
 
 
 def _check_realtime(rt: RealtimeConfig) -> None:
@@ -455,6 +477,7 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
         metrics_networks=server.get("metrics_networks", DEFAULT_METRICS_NETWORKS),
         node_url=server.get("node_url"),
         node_networks=server.get("node_networks", ()),
+        access_log=server.get("access_log", "log"),
         proxy=proxy,
         triggers=_triggers(sections.get("triggers", {})),
         live=live,
@@ -495,4 +518,5 @@ def load_config(file: str | os.PathLike[str] | None, options: Mapping[str, Any])
     except ValueError as e:
         raise ConfigError(str(e)) from None
     _check_data_dir(config.data)
+    _check_access_log(config.access_log_target)
     return config

@@ -14,15 +14,14 @@ Request bodies are capped (``max_body_bytes``, 1 MiB) without buffering and with
 the cap: a ``Content-Length`` over it is answered 413 as soon as the headers are in, a chunked
 body the moment it passes it; the rest is never read, and the connection is closed
 (``SynctvRequest.refuse_body_now``). The Site counts requests in flight
-so shutdown can wait for them (``wait_idle``), feeds the HTTP metrics, and logs access lines with
-secret query parameters cut short.
+so shutdown can wait for them (``wait_idle``), feeds the HTTP metrics, and writes the access log
+where ``[server] access_log`` says (``synctv.access_log``: secret query parameters cut short).
 """
 
 from __future__ import annotations
 
 import io
 import pathlib
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +34,7 @@ from twisted.python.failure import Failure
 from twisted.web import http, pages, resource, server, static
 from twisted.web.iweb import IRequest
 
+from synctv.access_log import OFF, SERVER_LOG, AccessLogFile, access_line
 from synctv.actions import Actions
 from synctv.api import account_routes, display_routes, live_routes, node_routes, page_routes, proxy_routes
 from synctv.api.app import CORE_ROUTES, RouteTable, SynctvAPI
@@ -48,31 +48,6 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (CORE_ROUTES, live_routes.ROUTES, proxy_r
                                         account_routes.ROUTES, page_routes.ROUTES, node_routes.ROUTES)
 KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics", b"trigger", b"trigger_by_name", b"display", b"room"})
 KLEIN_PATHS = frozenset({(b"admin", b"idle-image")})  # Klein routes inside a static folder (web/admin/)
-SECRET_PARAMS = (b"token", b"sig", b"signature", b"key", b"password", b"access_token",
-                 b"s", b"r")  # s, r: a proxy URL's signature and upstream URL (synctv.proxy.proxy_urls)
-_SECRET_QUERY = re.compile(rb"(?i)(?<=[?&])(" + b"|".join(SECRET_PARAMS) + rb")=([^&#]*)")
-
-
-def redact_uri(uri: bytes) -> bytes:
-    """``uri`` with the values of secret query parameters cut to four characters."""
-    return _SECRET_QUERY.sub(lambda m: m.group(1) + b"=" + m.group(2)[:4] + b"...", uri)
-
-
-class _RedactedRequest:
-    """What the access log formatter sees: the request, with a redacted ``uri``."""
-
-    def __init__(self, request: IRequest) -> None:
-        self._request = request
-        self.uri = redact_uri(request.uri)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._request, name)
-
-
-def access_log_formatter(timestamp: str, request: IRequest) -> str:
-    return http.combinedLogFormatter(timestamp, _RedactedRequest(request))
-
-
 class StaticFiles(static.File):
     """web/ files: ``index.html`` for a directory, no directory listings, and types for what
     the pages load that the system's mime table may lack (source maps, modules)."""
@@ -259,10 +234,19 @@ class SiteService(Service):
     def startService(self) -> None:
         super().startService()
         self.site.doStart()
+        if isinstance(self.site.access_log, AccessLogFile):
+            self.site.access_log.start()
 
     def stopService(self) -> Deferred[bool]:
         super().stopService()
-        return self.site.wait_idle(self.reactor, self.drain_s)
+        idle = self.site.wait_idle(self.reactor, self.drain_s)
+
+        def close_log(result: bool) -> bool:
+            if isinstance(self.site.access_log, AccessLogFile):
+                self.site.access_log.close()
+            return result
+
+        return idle.addBoth(close_log)
 
 
 class SynctvSite(server.Site):
@@ -273,11 +257,13 @@ class SynctvSite(server.Site):
 
     def __init__(
         self, root: SiteRoot, api: SynctvAPI, *, max_body_bytes: int, reactor: Any = None, uploads: Any = None,
+        access_log: str | AccessLogFile = SERVER_LOG,
     ) -> None:
         """``uploads``: the upload routes' policy (``synctv.api.uploads.UploadPolicy``, from the displays
-        subsystem); with one, requests are ``UploadRequest``s that spool those bodies."""
+        subsystem); with one, requests are ``UploadRequest``s that spool those bodies. ``access_log``:
+        ``"log"``, ``"off"`` or an ``AccessLogFile`` (``synctv.access_log``)."""
         # bodies are JSON, never forms: twisted must not parse them into request.args
-        kwargs: dict[str, Any] = {"logFormatter": access_log_formatter, "parsePOSTFormSubmission": False}
+        kwargs: dict[str, Any] = {"logFormatter": access_line, "parsePOSTFormSubmission": False}
         if reactor is not None:
             kwargs["reactor"] = reactor
         super().__init__(root, **kwargs)
@@ -292,6 +278,16 @@ class SynctvSite(server.Site):
             self.requestFactory = UploadRequest
         self.active_requests: set[SynctvRequest] = set()
         self._idle_waiters: list[Deferred[bool]] = []
+        self.access_log = access_log
+
+    def log(self, request: IRequest) -> None:
+        """The access line of a finished request (``twisted.web.http.HTTPFactory.log``): see
+        ``synctv.access_log``."""
+        sink = self.access_log
+        if sink == SERVER_LOG:
+            super().log(request)
+        elif sink != OFF:
+            sink.write(request)
 
     # -- the WebSocket slot ---------------------------------------------------------------------
 
@@ -364,15 +360,23 @@ def build_site(
     reactor: Any = None, live: Any = None, proxy: Any = None, displays: Any = None,
     metrics: HttpMetrics | None = None, routes: Sequence[RouteTable] = ROUTE_TABLES, accounts: Any = None,
     online: page_routes.Online = page_routes.nobody_online, ws: resource.IResource | None = None,
+    access_log: str | pathlib.Path = SERVER_LOG,
 ) -> SynctvSite:
     """The Site serving the API (``routes``, with the subsystems they use: ``live`` a LiveHub,
     ``proxy`` a MediaProxy, ``displays`` a DisplayRuntime, ``accounts`` the ProviderAccounts; one
     not given answers 503), the WebSocket endpoint ``ws`` at ``/ws/``, and ``web_dir`` (with the
-    room page; ``online`` says who is in a room for the home page: ``ConnectionRuntime.online``)."""
+    room page; ``online`` says who is in a room for the home page: ``ConnectionRuntime.online``).
+    ``access_log``: ``"log"``, ``"off"`` or the path of a file (``synctv.access_log``)."""
     api = SynctvAPI(actions, routes=routes, metrics=metrics, reactor=reactor, live=live, proxy=proxy,
                     displays=displays, accounts=accounts, pages=page_routes.RoomPages(web_dir, online))
     static_root = StaticFiles(str(web_dir))
     static_root.putChild(b"vendor", vendor_resource(web_dir))
     root = SiteRoot(api.resource(), static_root, ws)
     uploads = displays.uploads if displays is not None else None
-    return SynctvSite(root, api, max_body_bytes=max_body_bytes, reactor=reactor, uploads=uploads)
+    if access_log in (SERVER_LOG, OFF):
+        sink: str | AccessLogFile = str(access_log)
+    else:
+        if reactor is None:
+            from twisted.internet import reactor
+        sink = AccessLogFile(pathlib.Path(access_log), reactor)
+    return SynctvSite(root, api, max_body_bytes=max_body_bytes, reactor=reactor, uploads=uploads, access_log=sink)

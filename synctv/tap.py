@@ -247,7 +247,8 @@ class SynctvService(OrderedServices):
         _, ws = build_realtime(actions, limits, reactor=reactor, runtime=realtime,
                                display_authenticator=displays.display_authenticator)
         site = build_site(actions, web_dir=web_dir(), reactor=reactor, live=live, proxy=proxy, displays=displays,
-                          metrics=metrics, accounts=catalog.accounts, online=realtime.online, ws=ws)
+                          metrics=metrics, accounts=catalog.accounts, online=realtime.online, ws=ws,
+                          access_log=config.access_log_target)
         self._adopt("displays", displays)
         await displays.ready
         self._adopt("proxy", proxy)

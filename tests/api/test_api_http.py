@@ -22,10 +22,11 @@ from twisted.web.client import FileBodyProducer
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
+from synctv.access_log import redact_uri
 from synctv.api import schema as s
 from synctv.api.app import CORE_ROUTES, SynctvAPI
 from synctv.core.clock import ManualClock
-from synctv.site import ROUTE_TABLES, build_site, redact_uri
+from synctv.site import ROUTE_TABLES, build_site
 from synctv.store import open_store
 from tests.api.api_support import WEB_DIR, Served, make_actions
 
