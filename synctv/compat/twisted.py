@@ -3,12 +3,13 @@
 - ``write_buffer_empty(transport)``: a ``tcp.Server`` has nothing queued to send: its
   ``dataBuffer`` and the private ``_tempDataBuffer`` list (where ``write`` appends) are empty, so
   bytes written straight to the socket now keep their order (``synctv.socket_writes.write_now``).
-- ``resume_when_writable(transport)``: a ``tcp.Server`` with nothing queued and a streaming
-  producer (an ``HTTPChannel``) calls that producer's ``resumeProducing`` once its socket is
-  writable again, without a byte written through it: it marks its producer paused
-  (``producerPaused``, an attribute of ``abstract.FileDescriptor`` that is not in any interface)
-  and arms EPOLLOUT (``startWriting``); ``doWrite`` then finds the buffer empty and resumes the
-  producer. The proxy's direct sends wait for a full socket this way (``proxy.relay``).
+- ``resume_when_writable(transport)``: a ``tcp.Server`` with a streaming producer (an
+  ``HTTPChannel``) calls that producer's ``resumeProducing`` once its socket is writable again and
+  whatever was queued is out: it marks its producer paused (``producerPaused``, an attribute of
+  ``abstract.FileDescriptor`` that is not in any interface) and arms EPOLLOUT (``startWriting``);
+  ``doWrite`` writes what is queued and, once its buffer is empty, resumes the producer. The
+  proxy's direct sends wait for a full socket this way, and for the answer's headers to be out
+  before the first ``sendfile`` (``proxy.relay``).
 - ``request_line(channel)``: the method, path and version an ``HTTPChannel`` has parsed for the
   request whose headers just ended (private ``_command``, ``_path`` and ``_version``, set before
   ``Request.gotLength``); ``(None, None, None)`` for a channel that keeps no such state (HTTP/2). The upload routes choose how
@@ -39,10 +40,10 @@ def write_buffer_empty(transport: Any) -> bool:
 
 
 def resume_when_writable(transport: Any) -> bool:
-    """Ask ``transport`` to resume its producer when its socket is writable; False (nothing done)
-    unless it is a transport with an empty buffer and a streaming producer."""
+    """Ask ``transport`` to resume its producer when its socket is writable and its buffer empty;
+    False (nothing done) unless it is a transport with a streaming producer."""
     if (not hasattr(transport, "startWriting") or getattr(transport, "producer", None) is None
-            or not getattr(transport, "streamingProducer", False) or not write_buffer_empty(transport)
+            or not getattr(transport, "streamingProducer", False)
             or transport.disconnecting or transport.disconnected):
         return False
     transport.producerPaused = True

@@ -10,9 +10,10 @@ memoryview, or ``os.sendfile`` from a slice file or a memfd -- whenever the tran
 which is exactly when the transport resumes this producer. When the socket's buffer is full, the
 pump pauses and asks the transport to resume it once the socket is writable
 (``synctv.compat.twisted.resume_when_writable``: the reactor's EPOLLOUT, no byte through
-Twisted's buffer), or, where that is not possible, writes the next ``DIRECT_CHUNK`` bytes through
-the transport, which pauses the pump (the chunk is over its buffer mark) and resumes it when the
-socket drained. Either way the reactor says when to write, a slow client holds at most one chunk
+Twisted's buffer); before the first body byte it writes the answer's headers and waits the same
+way for them to be out. Where that is not possible, it writes the next ``DIRECT_CHUNK`` bytes
+through the transport, which pauses the pump (the chunk is over its buffer mark) and resumes it
+when the socket drained. Either way the reactor says when to write, a slow client holds at most one chunk
 in the server, and bytes never overtake the headers or each other. Elsewhere the bytes go through
 ``request.write`` as before.
 
@@ -132,6 +133,18 @@ class ResponsePump:
         self._drained = False
         return True
 
+    def _count(self, sent: int) -> None:
+        self.written += sent
+        self.request.sentLength += sent  # what the access line reports; Twisted counts only its own writes
+
+    def _wait_drained(self) -> bool:
+        """Pause until what Twisted holds for this connection -- the answer's status line and
+        headers, written now if they were not, or an earlier chunk -- is out, so the next bytes
+        can go straight to the socket; False if the transport cannot say."""
+        if not self.request.startedWriting:
+            self.request.write(b"")  # the status line and headers, into the transport's buffer
+        return self._wait_writable()
+
     def _lost(self) -> None:
         self.stopped = True
         abort(self.request)
@@ -144,9 +157,12 @@ class ResponsePump:
             return
         sock = self._socket
         while view and not self.stopped:
-            await self.writable()
+            if self.paused:
+                await self.writable()
             if self.stopped:
                 return
+            if not self._drained and self._wait_drained():
+                continue
             if self._drained:
                 try:
                     sent = sock.send(view)
@@ -155,7 +171,7 @@ class ResponsePump:
                 except OSError:
                     self._lost()
                     return
-                self.written += sent
+                self._count(sent)
                 view = view[sent:]
                 if not view:
                     return
@@ -164,26 +180,51 @@ class ResponsePump:
             chunk, view = view[:DIRECT_CHUNK], view[DIRECT_CHUNK:]
             self.write(bytes(chunk))
 
+    def sendfile_now(self, fd: int, offset: int, count: int) -> int:
+        """Write what the socket takes now of ``count`` bytes of ``fd`` from ``offset``, with no
+        wait (one ``sendfile``), when the transport's buffer is empty and the pump not paused; the
+        bytes written (0: none could be). Send the rest with :meth:`sendfile`: when the socket was
+        filled, this already asked to be resumed once it is writable. Only when :attr:`direct`.
+
+        A hit whose socket takes each slice whole (a fast client) so costs one call per slice
+        instead of a coroutine's round through the reactor's Deferreds."""
+        if self.paused or not self._drained or self.stopped:
+            return 0
+        assert self._socket is not None
+        sent = self._sendfile_once(self._socket.fileno(), fd, offset, count)
+        if 0 < sent < count:
+            self._wait_writable()
+        return sent
+
+    def _sendfile_once(self, out: int, fd: int, offset: int, count: int) -> int:
+        try:
+            sent = os.sendfile(out, fd, offset, count)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as e:
+            if e.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF):
+                self._lost()
+                return 0
+            raise
+        self._count(sent)
+        return sent
+
     async def sendfile(self, fd: int, offset: int, count: int) -> None:
         """Write ``count`` bytes of the open file ``fd`` from ``offset`` (module docstring; only when
         :attr:`direct`). ``OSError`` if the file holds fewer bytes."""
         assert self._socket is not None
         out = self._socket.fileno()
         while count and not self.stopped:
-            await self.writable()
+            if self.paused:
+                await self.writable()
             if self.stopped:
                 return
+            if not self._drained and self._wait_drained():
+                continue
             if self._drained:
-                try:
-                    sent = os.sendfile(out, fd, offset, count)
-                except (BlockingIOError, InterruptedError):
-                    sent = 0
-                except OSError as e:
-                    if e.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.EBADF):
-                        self._lost()
-                        return
-                    raise
-                self.written += sent
+                sent = self._sendfile_once(out, fd, offset, count)
+                if self.stopped:
+                    return
                 offset += sent
                 count -= sent
                 if not count:

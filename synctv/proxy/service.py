@@ -322,14 +322,18 @@ class SliceService:
                         if j > i + 1 and self.cache.contains(plan.keys[j]):
                             break
                         sources[j] = source(j)
-                await pump.writable()
+                if pump.paused:
+                    await pump.writable()
                 if isinstance(src, defer.Deferred):
-                    data = await src
+                    data = await src  # at once when it has fired (a hot slice)
                     src = None
                     if isinstance(data, SliceFile):
                         try:
                             if data.length == piece.length:
-                                await pump.sendfile(data.fd, data.offset + piece.cut_start, piece.wanted_length)
+                                offset, count = data.offset + piece.cut_start, piece.wanted_length
+                                sent = pump.sendfile_now(data.fd, offset, count)
+                                if sent < count:
+                                    await pump.sendfile(data.fd, offset + sent, count - sent)
                                 continue
                         finally:
                             data.close()

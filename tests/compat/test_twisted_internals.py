@@ -58,16 +58,19 @@ def test_write_buffer_empty_follows_what_write_queues_and_the_reactor_sends() ->
 
 
 class Resumed:
-    """A streaming producer that counts resumes."""
+    """A streaming producer that counts resumes and whether its transport had sent everything."""
 
     def __init__(self) -> None:
         self.resumed = 0
+        self.transport: Any = None
+        self.drained: list[bool] = []
 
     def pauseProducing(self) -> None:
         pass
 
     def resumeProducing(self) -> None:
         self.resumed += 1
+        self.drained.append(write_buffer_empty(self.transport))
 
     def stopProducing(self) -> None:
         pass
@@ -85,16 +88,18 @@ def test_resume_when_writable_resumes_the_producer_once_the_socket_takes_bytes()
         held = yield factory.connected
         transport = held.transport
         producer = Resumed()
+        producer.transport = transport
         assert not resume_when_writable(transport)  # no producer
         transport.registerProducer(producer, True)
-        transport.write(b"queued")
-        assert not resume_when_writable(transport)  # bytes queued: the transport resumes on its own
+        transport.write(b"queued")  # under the buffer's mark: the transport would not resume on its own
+        assert resume_when_writable(transport)
         for _ in range(100):
-            if write_buffer_empty(transport):
+            if producer.resumed:
                 break
             yield _later(reactor, 0.01)
+        assert producer.drained == [True]  # resumed once what was queued was out
         before = producer.resumed
-        assert resume_when_writable(transport)
+        assert resume_when_writable(transport)  # nothing queued: resumed once the socket takes bytes
         assert transport.producerPaused
         for _ in range(100):
             if producer.resumed > before:

@@ -1,11 +1,13 @@
 """Cache hits written straight to the socket (memory cache: ``send`` of the slice's bytes; file
 cache: ``sendfile`` from the slice file; synctv.proxy.relay): every byte in place for ranges across
-slice boundaries on one keep-alive connection, the answer headers kept, a client that stops
+slice boundaries on one keep-alive connection, the answer headers kept, the access line's length
+true, a client that stops
 reading does not hold up others and still gets every byte, clients that go away mid-body
 (a reset) cost nothing."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet.threads import deferToThread
+from twisted.logger import formatEvent, globalLogPublisher
 
 from .conftest import SLICE
 from .upstreams import pattern
@@ -86,7 +89,16 @@ async def test_hits_keep_every_byte_and_header_across_slices_on_one_connection(m
         world.proxy.cache.get = None
     ranges = [(None, None), (0, 0), (5, SLICE - 1), (SLICE - 7, 3 * SLICE + 8), (SIZE - 400, SIZE - 1),
               (17 * SLICE, 17 * SLICE + 2 * SLICE - 1), (1000, SIZE - 1000)]
-    answers = await deferToThread(_get_many, world.served.base, url, ranges)
+    events: list[Any] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        answers = await deferToThread(_get_many, world.served.base, url, ranges)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    # each access line says how many body bytes went out, though most went around Twisted's buffer
+    logged = [int(m[1]) for m in (re.search(r'/proxy\?\S* HTTP/1.1" 20[06] (\d+) ', formatEvent(e) or "")
+                                  for e in events) if m]
+    assert logged == [SIZE if first is None else last - first + 1 for first, last in ranges]
     for (first, last), (status, headers, body) in zip(ranges, answers, strict=True):
         if first is None:
             assert status == 200 and body == data
