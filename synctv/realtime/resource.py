@@ -37,6 +37,12 @@ def _finish_http(request: IRequest, status: int) -> None:
     notifications, request.notifications = request.notifications, []
     for d in notifications:
         d.callback(None)
+    # The HTTP channel and its request hold each other (channel.requests, request.channel) and are
+    # done with: left as a cycle they would wait for the collector's full pass, and one upgrade's
+    # worth of them per connection is what set those passes off while thousands connect.
+    channel, request.channel = request.channel, None
+    if channel is not None:
+        channel.requests = []
 
 
 class RoomsWebSocketResource(resource.Resource):

@@ -140,3 +140,36 @@ async def test_upgraded_requests_do_not_count_as_in_flight_http(rt: RT) -> None:
     assert isinstance(client, WSClient)
     assert rt.world.site.active_requests == set()
     assert await rt.world.site.wait_idle(rt.reactor, 0.5) is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_upgraded_request_and_its_http_channel_are_freed_without_the_collector(rt: RT) -> None:
+    """Once the handshake is decided the HTTP request and its channel are let go of as plain
+    garbage, not as a cycle left for the collector's next full pass (with thousands connecting,
+    those passes stopped the reactor for hundreds of milliseconds each)."""
+    import gc
+    import weakref
+
+    from synctv.realtime.resource import RoomsWebSocketResource
+
+    room = await rt.world.room("alice", "lounge")
+    seen: list[weakref.ref] = []
+    original = RoomsWebSocketResource.render
+
+    def render(self, request):
+        seen.extend((weakref.ref(request), weakref.ref(request.channel)))
+        return original(self, request)
+
+    gc.collect()
+    gc.disable()
+    try:
+        RoomsWebSocketResource.render = render
+        try:
+            client = await rt.ws("alice", room["id"])
+        finally:
+            RoomsWebSocketResource.render = original
+        assert client.welcome["room"]["id"] == room["id"]
+        assert len(seen) == 2
+        assert [ref() for ref in seen] == [None, None]
+    finally:
+        gc.enable()
