@@ -299,17 +299,30 @@ class SynctvService(OrderedServices):
         return defer.ensureDeferred(self._stop())
 
 
+GC_THRESHOLDS = (10_000, 10, 100)  # Python's defaults: (700, 10, 10)
+
+
 def settle_heap() -> None:
-    """Keep what the server built at start out of the garbage collector's full passes.
+    """Keep what the server built at start out of the garbage collector's full passes, and make
+    those passes rare.
 
     Modules, classes, routes, the store's and the subsystems' objects live as long as the
     process; every full (generation 2) pass walked them again (52,000-89,000 objects in a serving
     process) and stopped the reactor for it: 39-71 ms, measured in the middle of proxied hits.
-    ``gc.freeze`` after a last collection moves them to the permanent generation, so a full
-    pass only walks what was made since. Objects frozen this way are never collected, which
-    is what they would be anyway."""
+    ``gc.freeze`` after a last collection moves them to the permanent generation, so a full pass
+    only walks what was made since. Objects frozen this way are never collected, which is what
+    they would be anyway.
+
+    The thresholds (``GC_THRESHOLDS``): a young collection every 10,000 net allocations instead of
+    700, and a full pass after 100 middle ones instead of 10 (Python still waits until the objects
+    promoted since the last full pass are a quarter of the old ones). With Python's defaults,
+    10,000 WebSockets connecting set off 15 full passes over the growing heap of live
+    connections, 29-346 ms each, 2.9 s of the 24 s it took; with these, none
+    (docs/benchmarks.md, "Realtime"). Cyclic garbage waits longer to be collected, which costs
+    memory only while connections that made it come and go by the thousand."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def makeService(options: Options) -> service.IService:

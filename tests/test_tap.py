@@ -11,7 +11,7 @@ import treq
 from twisted.application import service
 from twisted.internet.defer import Deferred
 
-from synctv.tap import Options, OrderedServices, makeService
+from synctv.tap import GC_THRESHOLDS, Options, OrderedServices, makeService
 
 
 class Recorder(service.Service):
@@ -65,13 +65,16 @@ async def test_the_server_runs_its_subsystems_as_named_children(tmp_path: Path) 
     server: Any = makeService(options)
     server.privilegedStartService()
     gc.unfreeze()
+    defaults = gc.get_threshold()
     server.startService()
     try:
         await server.ready
     finally:
-        frozen = gc.get_freeze_count()
-        gc.unfreeze()  # the test process's objects go back to the collector
+        frozen, thresholds = gc.get_freeze_count(), gc.get_threshold()
+        gc.unfreeze()  # the test process's objects go back to the collector, as it was set
+        gc.set_threshold(*defaults)
     assert frozen > 10_000, frozen
+    assert thresholds == GC_THRESHOLDS
     assert [child.name for child in server] == ["displays", "proxy", "site", "realtime", "live", "leader", "workers"]
     assert all(child.running for child in server)
     port = server.http_port.getHost().port
