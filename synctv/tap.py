@@ -317,7 +317,7 @@ def settle_heap() -> None:
     700, and a full pass after 100 middle ones instead of 10 (Python still waits until the objects
     promoted since the last full pass are a quarter of the old ones). With Python's defaults,
     10,000 WebSockets connecting set off 15 full passes over the growing heap of live
-    connections, 29-346 ms each, 2.9 s of the 24 s it took; with these, none
+    connections, 29-372 ms each, 2.8-3.2 s of the 24 s it took; with these, none
     (docs/benchmarks.md, "Realtime"). Cyclic garbage waits longer to be collected, which costs
     memory only while connections that made it come and go by the thousand."""
     gc.collect()
