@@ -79,6 +79,7 @@ class AccessLogFile:
         self._second = -1
         self._stamp = ""
         self._failing = False
+        self._closed = False
         self._file = self._open()
         self._flusher = LoopingCall(self.tick)
         self._flusher.clock = reactor
@@ -91,6 +92,8 @@ class AccessLogFile:
             self._flusher.start(FLUSH_S, now=False)
 
     def write(self, request: IRequest) -> None:
+        if self._closed:  # a request that outlived the server's drain: no file to write to
+            return
         now = int(self.reactor.seconds())
         if now != self._second:  # the timestamp text changes once a second
             self._second, self._stamp = now, http.datetimeToLogString(now)
@@ -138,7 +141,10 @@ class AccessLogFile:
             self._file = reopened
 
     def close(self) -> None:
+        if self._closed:
+            return
         if self._flusher.running:
             self._flusher.stop()
         self.flush()
+        self._closed = True
         self._file.close()

@@ -48,6 +48,8 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (CORE_ROUTES, live_routes.ROUTES, proxy_r
                                         account_routes.ROUTES, page_routes.ROUTES, node_routes.ROUTES)
 KLEIN_SEGMENTS = frozenset({b"api", b"healthz", b"metrics", b"trigger", b"trigger_by_name", b"display", b"room"})
 KLEIN_PATHS = frozenset({(b"admin", b"idle-image")})  # Klein routes inside a static folder (web/admin/)
+
+
 class StaticFiles(static.File):
     """web/ files: ``index.html`` for a directory, no directory listings, and types for what
     the pages load that the system's mime table may lack (source maps, modules)."""
