@@ -65,10 +65,11 @@ window.makeFake = async (options = {}) => {
   // the media position the state expects now, and the fake's: their difference in ms
   const error = (s) => (video.currentTime - drift.positionAt(s, serverNow(), video.duration)) * 1000;
   // at the play() call (the start event is sent right after it): the fake's error, and how late
-  // the call came by the page's own clock (lastStart.lateMs)
+  // the call came by the page's own clock (lastStart.lateMs, read just before the call) and how
+  // long the call took (lastStart.callMs: the fake's clock started somewhere in it)
   const atStart = () => new Promise((resolve) => controller.addEventListener("start", (e) => {
     resolve({ detail: e.detail, err: error(controller.state), lateMs: controller.lastStart.lateMs,
-              shiftMs: controller.phaseShiftMs });
+              callMs: controller.lastStart.callMs, shiftMs: controller.phaseShiftMs });
   }, { once: true }));
   // resolves with the elapsed ms once |error| < ms, or null after timeoutMs
   const converges = (s, ms, timeoutMs) => new Promise((resolve) => {
@@ -156,11 +157,11 @@ def test_scheduled_start_preloads_reveals_and_is_never_early(page: Any) -> None:
       const starting = atStart();
       controller.setState(s);
       const modeAfterSet = controller.mode;
-      const { detail: start, err, lateMs } = await starting;
+      const { detail: start, err, lateMs, callMs } = await starting;
       const playCall = video.calls.find((c) => c[0] === "play")[2];
       const playedAt = performance.timeOrigin + playCall + 12345;  // as server time
       const convergedMs = await converges(s, 2, 10000);
-      return { modeAfterSet, start, early: s.at_ms - playedAt, err, lateMs, convergedMs, mode: controller.mode,
+      return { modeAfterSet, start, early: s.at_ms - playedAt, err, lateMs, callMs, convergedMs, mode: controller.mode,
                order: events.filter((e) => ["reveal", "start"].includes(e.type)).map((e) => e.type),
                revealLead: events.find((e) => e.type === "start").at - events.find((e) => e.type === "reveal").at,
                calls: video.calls.map((c) => c[0]), seekTo: video.calls.find((c) => c[0] === "seek")[1],
@@ -174,7 +175,10 @@ def test_scheduled_start_preloads_reveals_and_is_never_early(page: Any) -> None:
     assert r["start"]["position"] == 0 and r["start"]["join"] is False
     assert r["mode"] == "playing" and r["revealed"] is True
     assert r["lateMs"] >= -0.5  # the page's own view agrees: not early
-    assert r["err"] == pytest.approx(-r["lateMs"], abs=1.0)  # late by what the page knows, no more
+    # late by what the page knows, no more: the call's own instant lies within callMs of lateMs
+    # (a pause of the page's thread there, by the OS or a garbage collection, moves it; seen once: 7.3 ms)
+    assert r["callMs"] >= 0
+    assert -(r["lateMs"] + r["callMs"]) - 1.0 <= r["err"] <= -r["lateMs"] + 1.0
     assert r["convergedMs"] is not None, "the correction did not bring the clock within 2 ms in 10 s"
 
 
@@ -187,9 +191,9 @@ def test_late_join_seeks_ahead_and_resumes_on_the_timeline(page: Any) -> None:
       const s = state({ at_ms: serverNow() - 5000 });
       const starting = atStart();
       controller.setState(s);
-      const { detail: start, err, lateMs, shiftMs } = await starting;
+      const { detail: start, err, lateMs, callMs, shiftMs } = await starting;
       const convergedMs = await converges(s, Math.abs(shiftMs) + 2, 10000);
-      return { start, err, lateMs, shiftMs, convergedMs, joins: controller.counters.joins,
+      return { start, err, lateMs, callMs, shiftMs, convergedMs, joins: controller.counters.joins,
                seekLatency: controller.seekLatencyMs, maxShift: controller.options.phaseMaxMs };
     }""")
     assert r["joins"] == 1 and r["start"]["join"] is True
@@ -197,7 +201,7 @@ def test_late_join_seeks_ahead_and_resumes_on_the_timeline(page: Any) -> None:
     assert r["seekLatency"] >= 25  # measured from the fake's 30 ms seeks
     assert abs(r["shiftMs"]) <= r["maxShift"]
     assert r["lateMs"] >= -0.5  # never before the planned instant (the shift's lead included)
-    assert r["err"] == pytest.approx(r["shiftMs"] - r["lateMs"], abs=1.0)
+    assert r["shiftMs"] - (r["lateMs"] + r["callMs"]) - 1.0 <= r["err"] <= r["shiftMs"] - r["lateMs"] + 1.0
     assert r["convergedMs"] is not None
 
 

@@ -223,7 +223,8 @@ export class DriftController extends EventTarget {
      *  last decision: the side (phase.js refreshSide), the figure it judged, re-joins made before */
     this.lastSide = null;
     /** @type {{position: number, serverMs: number, callPerf: number, join: boolean, lateMs: number,
-     *   playLatencyMs: number} | null} the last play() call; lateMs: how late it came */
+     *   callMs: number, playLatencyMs: number} | null} the last play() call; lateMs: how late it
+     *   came (read just before it), callMs: how long the call took (its instant lies in between) */
     this.lastStart = null;
     this._gen = 0;
     this._lastStepPerf = -Infinity;
@@ -465,7 +466,10 @@ export class DriftController extends EventTarget {
     const callPerf = this.perfNow();
     const lateMs = this.serverNow() - callAt;
     const played = video.play(); // first: the bookkeeping and the mode's listeners come after
-    this.lastStart = { position, serverMs, callPerf, join, lateMs, playLatencyMs: this.playLatencyMs };
+    // how long the call took: the media clock was started somewhere in it (a pause of this thread
+    // -- the OS, a garbage collection -- between the clock read and the call lands here)
+    const callMs = this.serverNow() - callAt - lateMs;
+    this.lastStart = { position, serverMs, callPerf, join, lateMs, callMs, playLatencyMs: this.playLatencyMs };
     this._starting = { position, callPerf, measured: false };
     this._sideCheck = { frames: 0, decided: !this.options.rejoin };
     this._frameDrifts = [];
