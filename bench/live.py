@@ -82,43 +82,52 @@ def load_preexec(pinning: Pinning | None) -> Any:
 PUBLISHER_CAP_S = 3600.0
 
 
-def publisher(url: str, seconds: float = PUBLISHER_CAP_S, pinning: Pinning | None = None) -> subprocess.Popen[str]:
-    """ffmpeg pushing 2 Mbit/s CBR H.264 + AAC in real time for at most ``seconds``; stop it with
-    :func:`stall_s`. Its progress lines are read as they come by a thread (into ``proc.out_us``):
-    left in the pipe, they would fill it after a minute or two and stall ffmpeg itself."""
-    proc = subprocess.Popen([
-        "ffmpeg", "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30",
-        "-f", "lavfi", "-i", "sine=frequency=440", "-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p",
-        "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-b:v", "2M", "-maxrate", "2M", "-minrate", "2M",
-        "-bufsize", "1M", "-x264-params", "nal-hrd=cbr", "-c:a", "aac", "-b:a", "128k", "-progress", "pipe:1",
-        "-f", "flv", url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        preexec_fn=load_preexec(pinning))
-    proc.out_us = 0  # type: ignore[attr-defined]
+class Publisher:
+    """ffmpeg pushing 2 Mbit/s CBR H.264 + AAC in real time to ``url`` for at most ``seconds``.
 
-    def drain() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
+    Its progress lines are read as they come by a thread (``out_us``, the media time pushed so
+    far): left in the pipe, they would fill it after a minute or two and stall ffmpeg itself.
+    :meth:`stop` ends it and says how far it fell behind; it is idempotent, so a ``finally`` may
+    call it again, and a benchmark that fails midway never leaves a publisher running."""
+
+    def __init__(self, url: str, seconds: float = PUBLISHER_CAP_S, pinning: Pinning | None = None) -> None:
+        self.started = time.monotonic()
+        self.out_us = 0
+        self._behind: float | None = None
+        self.proc = subprocess.Popen([
+            "ffmpeg", "-nostdin", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30",
+            "-f", "lavfi", "-i", "sine=frequency=440", "-t", str(seconds), "-c:v", "libx264", "-pix_fmt", "yuv420p",
+            "-preset", "veryfast", "-tune", "zerolatency", "-g", "30", "-b:v", "2M", "-maxrate", "2M", "-minrate",
+            "2M", "-bufsize", "1M", "-x264-params", "nal-hrd=cbr", "-c:a", "aac", "-b:a", "128k", "-progress",
+            "pipe:1", "-f", "flv", url], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            preexec_fn=load_preexec(pinning))
+        self.pid = self.proc.pid
+        self._reader = threading.Thread(target=self._read_progress, daemon=True)
+        self._reader.start()
+
+    def _read_progress(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
             if line.startswith("out_time_us=") and line.strip()[12:].isdigit():
-                proc.out_us = int(line.strip()[12:])  # type: ignore[attr-defined]
+                self.out_us = int(line.strip()[12:])
 
-    proc.drain = threading.Thread(target=drain, daemon=True)  # type: ignore[attr-defined]
-    proc.drain.start()  # type: ignore[attr-defined]
-    return proc
-
-
-def stall_s(proc: subprocess.Popen[str], started: float) -> float:
-    """Stop the publisher (SIGINT); how far its media time had fallen behind the wall clock by
-    now (0 when it kept up). A publisher that ended before (its cap) counts as behind."""
-    stopped = time.monotonic()
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    proc.drain.join(timeout=5)  # type: ignore[attr-defined]
-    return max(0.0, (stopped - started) - proc.out_us / 1e6 - 1.0)  # type: ignore[attr-defined]  # 1 s: start
+    def stop(self, started: float | None = None) -> float:
+        """Stop it (SIGINT) if it runs; how far its media time had fallen behind the wall clock
+        since ``started`` (default: its own start) when first stopped, 0 when it kept up. One
+        that ended before (its cap) counts as behind."""
+        if self._behind is None:
+            stopped = time.monotonic()
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self._reader.join(timeout=5)
+            since = self.started if started is None else started
+            self._behind = max(0.0, (stopped - since) - self.out_us / 1e6 - 1.0)  # 1 s: the process's start
+        return self._behind
 
 
 def viewers(kind: str, url: str, count: int, seconds: float, pinning: Pinning | None = None) -> subprocess.Popen[str]:
@@ -233,7 +242,7 @@ def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, 
             warmup: float, measure: float, pinning: Pinning | None = None) -> dict[str, Any]:
     """Publish, connect ``count`` viewers, measure the server's CPU over ``measure`` seconds."""
     started = time.monotonic()
-    ffmpeg = publisher(publish_url, pinning=pinning)  # until stopped: connecting may take a while
+    ffmpeg = Publisher(publish_url, pinning=pinning)  # until stopped: connecting may take a while
     load = None
     try:
         time.sleep(2.0)
@@ -248,12 +257,12 @@ def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, 
         pub1 = cpu_seconds([ffmpeg.pid])
         done = read_event(load)
         load.wait()
-        behind = stall_s(ffmpeg, started)
+        behind = ffmpeg.stop(started)
     finally:
-        for proc in (load, ffmpeg):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        ffmpeg.stop(started)
+        if load is not None and load.poll() is None:
+            load.kill()
+            load.wait()
     viewer_minutes = connected["viewers"] * (t1 - t0) / 60
     return {"cpu_s": cpu1 - cpu0, "viewer_minutes": viewer_minutes,
             "cpu_per_viewer_minute": (cpu1 - cpu0) / viewer_minutes if viewer_minutes else float("nan"),
@@ -300,7 +309,7 @@ def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, 
 def first_hls_segment(server: Synctv) -> float:
     """Seconds from the publisher's start to a playlist that names a segment."""
     started = time.monotonic()
-    ffmpeg = publisher(server.publish_url, 30)
+    ffmpeg = Publisher(server.publish_url, 30)
     try:
         while time.monotonic() - started < 30:
             try:
@@ -311,7 +320,7 @@ def first_hls_segment(server: Synctv) -> float:
                 time.sleep(0.02)
         raise RuntimeError("no HLS segment within 30 s")
     finally:
-        stall_s(ffmpeg, started)
+        ffmpeg.stop(started)
 
 
 def first_frame_ms(url: str, samples: int) -> list[float]:
@@ -375,11 +384,12 @@ def main(argv: list[str]) -> int:
                                                         "rtmp", nginx.publish_url, count, warmup, measure, pinning)
         results = alternate(sides, rounds=rounds, max_rounds=rounds + 2,
                             report=lambda run: print("live: " + format_run(run, keys, 4), flush=True))
-        ffmpeg = publisher(server.publish_url, 60)
-        started = time.monotonic()
-        time.sleep(4.0)
-        frames = first_frame_ms(server.urls["flv"], 5 if quick else 20)
-        stall_s(ffmpeg, started)
+        ffmpeg = Publisher(server.publish_url, 60)
+        try:
+            time.sleep(4.0)
+            frames = first_frame_ms(server.urls["flv"], 5 if quick else 20)
+        finally:
+            ffmpeg.stop()
     finally:
         server.stop()
         if before is not None:

@@ -35,14 +35,13 @@ from typing import Any
 
 from bench.live import (
     NGINX_MODULE,
+    Publisher,
     children,
     cpu_seconds,
     first_frame_ms,
     free_port,
     http_json,
-    publisher,
     read_event,
-    stall_s,
     viewers,
 )
 
@@ -106,6 +105,7 @@ def synctv_relay(workdir: Path, count: int, warmup: float, measure: float) -> di
     conn.close()
     db = POSTGRES.rsplit("/", 1)[0] + "/" + name
     a = b = None
+    ffmpeg: Publisher | None = None
     try:
         a = Node(workdir, "node-a", db)
         b = Node(workdir, "node-b", db)
@@ -118,7 +118,7 @@ def synctv_relay(workdir: Path, count: int, warmup: float, measure: float) -> di
         on_a, on_b = _urls(a, item, token), _urls(b, item, token)
 
         started = time.monotonic()
-        ffmpeg = publisher(publish_url)
+        ffmpeg = Publisher(publish_url)
         time.sleep(4.0)
         cold = first_frame_ms(on_b["flv"], 1)  # starts B's relay
         _wait_offline(b, item, token)  # B releases it (pull_idle_s + idle_s)
@@ -145,7 +145,7 @@ def synctv_relay(workdir: Path, count: int, warmup: float, measure: float) -> di
         d1, dt1 = cpu_seconds(pids_a), time.monotonic()
         direct_done = read_event(direct)
         direct.wait()
-        behind = stall_s(ffmpeg, started)
+        behind = ffmpeg.stop(started)
         minutes = connected["viewers"] * (t1 - t0) / 60
         direct_minutes = direct_connected["viewers"] * (dt1 - dt0) / 60
         return {"direct_cpu_per_viewer_minute": (d1 - d0) / direct_minutes if direct_minutes else float("nan"),
@@ -157,6 +157,8 @@ def synctv_relay(workdir: Path, count: int, warmup: float, measure: float) -> di
                 "frames": done["frames"], "cold_ms": cold, "warm_ms": warm_b, "direct_ms": direct_a,
                 "publisher_behind_s": behind, "load_cpu_share": (l1 - l0) / (t1 - t0)}
     finally:
+        if ffmpeg is not None:
+            ffmpeg.stop()
         for node in (b, a):
             if node is not None:
                 node.stop()
@@ -190,9 +192,10 @@ def _nginx(workdir: Path, name: str, application: str) -> tuple[subprocess.Popen
 def nginx_edge(workdir: Path, count: int, warmup: float, measure: float) -> dict[str, Any]:
     origin, origin_port = _nginx(workdir, "origin", "live on;")
     edge, edge_port = _nginx(workdir, "edge", f"live on; pull rtmp://127.0.0.1:{origin_port}/live;")
+    ffmpeg: Publisher | None = None
     try:
         started = time.monotonic()
-        ffmpeg = publisher(f"rtmp://127.0.0.1:{origin_port}/live/bench")
+        ffmpeg = Publisher(f"rtmp://127.0.0.1:{origin_port}/live/bench")
         time.sleep(3.0)
         pids_o, pids_e = children(origin.pid), children(edge.pid)
         load = viewers("rtmp", f"rtmp://127.0.0.1:{edge_port}/live/bench", count, warmup + measure)
@@ -203,13 +206,15 @@ def nginx_edge(workdir: Path, count: int, warmup: float, measure: float) -> dict
         o1, e1, t1 = cpu_seconds(pids_o), cpu_seconds(pids_e), time.monotonic()
         done = read_event(load)
         load.wait()
-        behind = stall_s(ffmpeg, started)
+        behind = ffmpeg.stop(started)
         minutes = connected["viewers"] * (t1 - t0) / 60
         return {"viewers": connected["viewers"], "edge_cpu_s": e1 - e0, "origin_cpu_s": o1 - o0,
                 "edge_cpu_per_viewer_minute": (e1 - e0) / minutes if minutes else float("nan"),
                 "gaps": done["gaps"], "failed": done["failed"], "frames": done["frames"],
                 "publisher_behind_s": behind}
     finally:
+        if ffmpeg is not None:
+            ffmpeg.stop()
         for proc in (edge, origin):
             proc.send_signal(signal.SIGQUIT)
             try:
