@@ -331,6 +331,8 @@ def _check_data_dir(path: Path) -> None:
 def _check_access_log(target: str | Path) -> None:
     if isinstance(target, str):
         return
+    if "\x00" in str(target):
+        raise ConfigError('[server] access_log: a path cannot hold a NUL character; give a file name, or "log" or "off"')
     if not target.parent.is_dir():
         raise ConfigError(f'[server] access_log: the folder {target.parent} does not exist; create it, or say "log" '
                           'or "off"')

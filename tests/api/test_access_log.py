@@ -150,3 +150,5 @@ def test_config_refuses_a_file_it_cannot_write(tmp_path):
     (tmp_path / "dir.log").mkdir()
     with pytest.raises(ConfigError, match="cannot append to"):
         load_config(_config(tmp_path, str(tmp_path / "dir.log")), {"data": str(tmp_path / "d")})
+    with pytest.raises(ConfigError, match="NUL"):  # TOML can say it ("\u0000"); open() would raise ValueError
+        load_config(_config(tmp_path, "a\\u0000b.log"), {"data": str(tmp_path / "d")})
