@@ -246,6 +246,8 @@ def _check_type(value: Any, kind: str, where: str) -> Any:
     if kind == "str":
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, not {type(value).__name__}")
+        if "\x00" in value:  # no path, URL or endpoint holds one; open() and mkdir() would raise ValueError
+            raise ConfigError(f"{where} holds a NUL character")
         return value
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
@@ -331,8 +333,6 @@ def _check_data_dir(path: Path) -> None:
 def _check_access_log(target: str | Path) -> None:
     if isinstance(target, str):
         return
-    if "\x00" in str(target):
-        raise ConfigError('[server] access_log: a path cannot hold a NUL character; give a file name, or "log" or "off"')
     if not target.parent.is_dir():
         raise ConfigError(f'[server] access_log: the folder {target.parent} does not exist; create it, or say "log" '
                           'or "off"')
