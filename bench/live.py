@@ -1,15 +1,17 @@
 """Live fan-out: synctv HTTP-FLV beside nginx-rtmp, HLS start time, FLV time to first frame.
 
 ``python -m bench live [--quick] [--viewers N] [--rounds R] [--measure S] [--flush-ms MS] [--no-peer]
-[--no-pin] [--baseline DIR]``
+[--no-pin] [--baseline DIR] [--read-every-ms MS]``
 (or ``main(argv)``; ``--baseline DIR``: also run a synctv from the source tree DIR, e.g.
 ``git archive <commit> | tar -x -C DIR``, as the side ``synctv-before``, in the same rounds):
 
 1. synctv (the real ``twistd -n synctv`` process) and nginx-rtmp (Debian's libnginx-mod-rtmp,
    one worker) each get one ffmpeg publisher (x264 veryfast, CBR 2 Mbit/s, 640x360 testsrc, AAC)
    and N viewers (N=500; quick: 20) in a separate load process: HTTP-FLV for synctv, RTMP for
-   nginx-rtmp. The two sides run alternately, the order swapped every round, until R rounds
-   (default 3; quick 1) were healthy on both sides (at most R + 2 rounds; ``bench/_trials.py``).
+   nginx-rtmp. The load process reads every socket once per 50 ms (``--read-every-ms``; 0: as
+   data comes), as a player reading from its buffer does (bench/_live_clients.py says why). The
+   two sides run alternately, the order swapped every round, until R rounds (default 3; quick 1)
+   were healthy on both sides (at most R + 2 rounds; ``bench/_trials.py``).
 2. Each run reports the server's CPU seconds per viewer-minute over the measured window (the
    server's own processes from /proc: the load client's and the publisher's CPU are never in
    it), and its health: viewer gaps (a video timestamp jump > 500 ms or > 1 s without a frame),
@@ -46,6 +48,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench._live_clients import READ_EVERY_S
 from bench._trials import (
     Pinning,
     Run,
@@ -130,8 +133,10 @@ class Publisher:
         return self._behind
 
 
-def viewers(kind: str, url: str, count: int, seconds: float, pinning: Pinning | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bench._live_clients", kind, url, str(count), str(seconds)],
+def viewers(kind: str, url: str, count: int, seconds: float, pinning: Pinning | None = None,
+            read_every_s: float = READ_EVERY_S) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "bench._live_clients", kind, url, str(count), str(seconds),
+                             str(read_every_s)],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT,
                             preexec_fn=load_preexec(pinning))
 
@@ -239,14 +244,15 @@ WAIT_BOUND = 0.5  # a server whose main thread waited for a CPU half the window 
 
 
 def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, count: int,
-            warmup: float, measure: float, pinning: Pinning | None = None) -> dict[str, Any]:
+            warmup: float, measure: float, pinning: Pinning | None = None,
+            read_every_s: float = READ_EVERY_S) -> dict[str, Any]:
     """Publish, connect ``count`` viewers, measure the server's CPU over ``measure`` seconds."""
     started = time.monotonic()
     ffmpeg = Publisher(publish_url, pinning=pinning)  # until stopped: connecting may take a while
     load = None
     try:
         time.sleep(2.0)
-        load = viewers(kind, view_url, count, warmup + measure, pinning)
+        load = viewers(kind, view_url, count, warmup + measure, pinning, read_every_s)
         connected = read_event(load)
         time.sleep(warmup)
         starving = Starvation(server_pids)
@@ -274,10 +280,10 @@ def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, 
 
 
 def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, view_url: str, count: int,
-                warmup: float, measure: float, pinning: Pinning) -> Run:
+                warmup: float, measure: float, pinning: Pinning, read_every_s: float = READ_EVERY_S) -> Run:
     """One run of :func:`fan_out` as a trial: its figures and what makes it unhealthy."""
     load = loadavg()
-    got = fan_out(server_pids, publish_url, kind, view_url, count, warmup, measure, pinning)
+    got = fan_out(server_pids, publish_url, kind, view_url, count, warmup, measure, pinning, read_every_s)
     run = Run(side, 0, load=(max(load[0], loadavg()[0]), load[1], load[2]))
     gb_out = got["bytes_measured"] / 1e9
     run.figures = {"cpu s per viewer-minute": got["cpu_per_viewer_minute"], "server cpu s": got["cpu_s"],
@@ -363,25 +369,29 @@ def main(argv: list[str]) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="synctv-bench-live-"))
     status = 0
     flush = _option(argv, "--flush-ms", None)
+    read_every_s = float(_option(argv, "--read-every-ms", READ_EVERY_S * 1000)) / 1000
     server = Synctv(workdir, pinning, flush_ms=None if flush is None else int(flush))
     baseline = _option(argv, "--baseline", None)
     before = Synctv(workdir, pinning, "synctv-before", baseline) if baseline else None
     nginx = Nginx(workdir, pinning) if peer else None
+    reads = f"viewers read every {read_every_s * 1000:g} ms" if read_every_s > 0 else "viewers read as data comes"
     print(f"live: {count} viewers per run, measured {measure:g} s after {warmup:g} s; {pinning.describe()}; "
-          f"{rounds} healthy rounds wanted, sides alternate", flush=True)
+          f"{reads}; {rounds} healthy rounds wanted, sides alternate", flush=True)
     keys = ["cpu s per viewer-minute", "server cpu s per GB out", "server cpu s", "Mbit/s out", "frames per viewer"]
     try:
         hls_s = first_hls_segment(server)  # on a fresh server: no stream has made segments yet
         time.sleep(1.0)
         sides = {"synctv": lambda r: fan_out_run("synctv", children(server.proc.pid), server.publish_url, "flv",
-                                                 server.urls["flv"], count, warmup, measure, pinning)}
+                                                 server.urls["flv"], count, warmup, measure, pinning,
+                                                 read_every_s)}
         if before is not None:
             sides["synctv-before"] = lambda r: fan_out_run(
                 "synctv-before", children(before.proc.pid), before.publish_url, "flv", before.urls["flv"], count,
-                warmup, measure, pinning)
+                warmup, measure, pinning, read_every_s)
         if nginx is not None:
             sides["nginx-rtmp"] = lambda r: fan_out_run("nginx-rtmp", children(nginx.proc.pid), nginx.publish_url,
-                                                        "rtmp", nginx.publish_url, count, warmup, measure, pinning)
+                                                        "rtmp", nginx.publish_url, count, warmup, measure, pinning,
+                                                        read_every_s)
         results = alternate(sides, rounds=rounds, max_rounds=rounds + 2,
                             report=lambda run: print("live: " + format_run(run, keys, 4), flush=True))
         ffmpeg = Publisher(server.publish_url, 60)
