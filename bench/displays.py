@@ -29,9 +29,9 @@ players' thresholds: correct past 15 ms / seek past 100 ms, correct past 60 ms /
 400 ms), ``plain`` (one scheduled play() by setTimeout, no correction), ``frame`` (this controller
 steering by the frame figure instead of the clock), ``lock`` and ``nolock`` (this controller with
 and without the phase lock, ``phase=1`` / ``phase=0``; the lock is off by default), ``rejoin``
-(the re-join check without the lock, ``phase=0&rejoin=1``) and ``lockrejoin`` (both,
-``phase=1&rejoin=1``). Default: all but lock, nolock, rejoin and lockrejoin; ``--quick``: synctv and plain. Goals: clock
-drift p95 <= 5 ms, frame drift p99 <= 17 ms, agreement >= 95 %.
+(the re-join check without the lock, ``phase=0&rejoin=1``) and ``lockrejoin`` (the lock and
+the check, ``phase=1&rejoin=1``). Default: synctv, syncplayer, jellyfin, plain and frame; ``--quick``:
+synctv and plain. Goals: clock drift p95 <= 5 ms, frame drift p99 <= 17 ms, agreement >= 95 %.
 
 ``--repeat N`` runs it all N times, each with a new server and browser (the variants' order
 reversed every other run), and prints one line per run and variant (load average, agreement,

@@ -155,7 +155,8 @@ def test_rejoin_check_rejoins_a_page_a_refresh_off_at_most_twice(page: Any) -> N
     """With ``rejoin``, once per start (15 presented frames, the clock settled) a page whose frames
     sit a refresh early re-joins (pause, seek, a scheduled resume), at most ``rejoinMax`` times
     per timeline (a new show has a new budget); a page on the right refresh is left alone, and
-    without the option nothing is checked. ``rejoin=1`` in the query turns it on."""
+    without the option nothing is checked. ``rejoin=1`` in the query turns it on, ``rejoin_max``
+    sets the budget; the page's status keeps each re-join's reason (``rejoinLog``)."""
     r = page.evaluate("""async () => {
       const run = async (options, offsetMs) => {
         const { video, controller, serverNow, next, state } = await makeFake({ controller: options });
@@ -179,7 +180,7 @@ def test_rejoin_check_rejoins_a_page_a_refresh_off_at_most_twice(page: Any) -> N
           await next("start");
         }
         const result = { rejoins: [...rejoins], counters: { ...controller.counters }, side: controller.lastSide,
-                         mode: controller.mode };
+                         mode: controller.mode, log: controller.rejoinLog.map((e) => ({ ...e })) };
         if (options.rejoin) {  // a new show (a scheduled start) has a new budget
           controller.setState(state({ at_ms: serverNow() + 150, position: 10 }));
           await next("start");
@@ -194,7 +195,8 @@ def test_rejoin_check_rejoins_a_page_a_refresh_off_at_most_twice(page: Any) -> N
         right: await run({ rejoin: true }, -12.2),
         off: await run({}, 4.4),
         query: [e.optionsFromQuery(new URLSearchParams("rejoin=1")).rejoin,
-                e.optionsFromQuery(new URLSearchParams("rejoin=0")).rejoin],
+                e.optionsFromQuery(new URLSearchParams("rejoin=0")).rejoin,
+                e.optionsFromQuery(new URLSearchParams("rejoin_max=4")).rejoinMax],
       };
     }""")
     early = r["early"]
@@ -205,4 +207,7 @@ def test_rejoin_check_rejoins_a_page_a_refresh_off_at_most_twice(page: Any) -> N
     assert early["nextShow"] == 1  # the next show may re-join again
     assert r["right"]["rejoins"] == [] and r["right"]["side"]["side"] == "ok"
     assert r["off"]["rejoins"] == [] and r["off"]["counters"]["rejoins"] == 0 and r["off"]["side"] is None
-    assert r["query"] == [True, False]
+    assert [(e["side"], e["frames"]) for e in early["log"]] == [("early", 15), ("early", 15)], early["log"]
+    assert all(abs(e["frameDriftMs"] - 4.4) < 1 for e in early["log"])
+    assert r["right"]["log"] == [] and r["off"]["log"] == []
+    assert r["query"] == [True, False, 4]

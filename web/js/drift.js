@@ -81,6 +81,7 @@ export { decide, fold, median, positionAt, rateCorrection, serverTimeOf } from "
  * @property {number} rejoinAfterFrames presented frames after a start before the check (15)
  * @property {number} rejoinMarginMs the clock-sync error the check tolerates (2)
  * @property {number} rejoinMax re-joins per timeline at most (2): each is a short hold on screen
+ *   (`rejoin_max` in a page's query)
  * @property {string | null} storageKey localStorage key of the learned play latency
  */
 
@@ -222,6 +223,9 @@ export class DriftController extends EventTarget {
     /** @type {{side: string, frameDriftMs: number, rejoins: number} | null} the re-join check's
      *  last decision: the side (phase.js refreshSide), the figure it judged, re-joins made before */
     this.lastSide = null;
+    /** @type {Array<{serverMs: number, side: string, frameDriftMs: number, frames: number}>} the
+     *  check's last re-joins (at most 8): when, why, and how many frames after the start */
+    this.rejoinLog = [];
     /** @type {{position: number, serverMs: number, callPerf: number, join: boolean, lateMs: number,
      *   callMs: number, playLatencyMs: number} | null} the last play() call; lateMs: how late it
      *   came (read just before it), callMs: how long the call took (its instant lies in between) */
@@ -597,6 +601,8 @@ export class DriftController extends EventTarget {
     if (side === "ok" || this._rejoins >= o.rejoinMax) return false;
     this._rejoins += 1;
     this.counters.rejoins += 1;
+    this.rejoinLog.push({ serverMs: Math.round(this.serverNow()), side, frameDriftMs: frameMs, frames: check.frames });
+    if (this.rejoinLog.length > 8) this.rejoinLog.shift();
     this._emit("rejoin", { side, frameDriftMs: frameMs });
     this._join(++this._gen, o.joinLeadMs);
     return true;

@@ -21,7 +21,7 @@ export const TELEMETRY_MS = 1000;
  * Controller options from a page's query string: `preset=synctv|syncplayer|jellyfin|plain`,
  * `deadband_ms`, `settle_ms`, `seek_ms`, `max_rate`, `gain`, `join_ms`, `signal=clock|frame`,
  * `correction=0`, `phase=0|1` (phase lock off/on), `phase_max_ms`, `rejoin=0|1` (the re-join
- * check off/on).
+ * check off/on), `rejoin_max` (its tries per timeline).
  * @param {URLSearchParams} params
  * @param {string} [storagePrefix] localStorage key prefix of the learned play latency
  * @returns {Partial<import("./drift.js").DriftOptions>}
@@ -33,7 +33,7 @@ export function optionsFromQuery(params, storagePrefix = "synctv.display.playLat
   /** @type {Array<[string, string]>} */
   const numbers = [
     ["deadband_ms", "deadbandMs"], ["settle_ms", "settleMs"], ["seek_ms", "seekThresholdMs"],
-    ["max_rate", "maxRateDelta"], ["gain", "gainPerS"], ["join_ms", "joinLeadMs"],
+    ["max_rate", "maxRateDelta"], ["gain", "gainPerS"], ["join_ms", "joinLeadMs"], ["rejoin_max", "rejoinMax"],
   ];
   for (const [param, key] of numbers) {
     const value = Number.parseFloat(params.get(param) ?? "");
@@ -119,7 +119,7 @@ export class SyncEngine extends EventTarget {
       offsetMs: clock?.offsetMs ?? null, rttMs: clock && Number.isFinite(clock.rttMs) ? clock.rttMs : null,
       synced: clock?.synced ?? false, playLatencyMs: c.playLatencyMs, seekLatencyMs: c.seekLatencyMs,
       counters: { ...c.counters }, lastStart: c.lastStart, telemetrySent: this.telemetrySent,
-      phaseShiftMs: c.phaseShiftMs, phase: c.phase, lastSide: c.lastSide,
+      phaseShiftMs: c.phaseShiftMs, phase: c.phase, lastSide: c.lastSide, rejoinLog: [...c.rejoinLog],
     };
   }
 }
