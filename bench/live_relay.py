@@ -1,22 +1,25 @@
 """Live on any node: what relaying costs, synctv beside an nginx-rtmp origin and edge.
 
-``python -m bench live_relay [--quick]`` (or ``main(argv)``):
+``python -m bench live_relay [--quick] [--rounds R]`` (or ``main(argv)``):
 
 1. synctv: two real ``twistd -n synctv`` nodes on one fresh PostgreSQL database
-   (``SYNCTV_TEST_POSTGRES``, default ``postgresql://postgres@127.0.0.1:5432/postgres``). One
-   ffmpeg publisher (the live benchmark's 2 Mbit/s H.264 + AAC) to node A, N HTTP-FLV viewers
-   (N=200; quick: 10) on node B, which relays from A. Reported: CPU seconds per viewer-minute
-   of B (the relaying node), the CPU of A over the same window (it serves one viewer: B's
-   relay, however large N is), viewer gaps, the same N viewers on A directly as the control,
-   and a new viewer's time to first frame on B while
-   the relay runs ("warm") and when it has to start it ("cold": the first viewer of the stream
-   on B), beside the same on A.
-2. nginx-rtmp (Debian's libnginx-mod-rtmp): an origin and an edge whose ``live`` application
-   ``pull``s from the origin on demand (nginx-rtmp's way of serving a stream on another node); N
-   RTMP viewers on the edge. CPU per viewer-minute of the edge, the origin's CPU, and the ratio
-   synctv relay node / nginx-rtmp edge.
+   (``SYNCTV_TEST_POSTGRES``, default ``postgresql://postgres@127.0.0.1:5432/postgres``), a live
+   item on A. First, once: a new viewer's time to first frame on B when its relay has to start
+   ("cold": the first viewer of the stream on B), while it runs ("warm"), and on A.
+2. Then runs of three sides, alternately (``bench/_trials.py``: the order swapped every round,
+   until R rounds (default 3; quick 1) were healthy on every side, at most R + 2): each run
+   starts the live benchmark's publisher (2 Mbit/s H.264 + AAC) and N viewers (N=200; quick: 10)
+   in a load process, and measures CPU seconds per viewer-minute of the node they watch:
+   ``synctv relay node`` -- HTTP-FLV viewers on B, which relays from A (A must then have exactly
+   one FLV viewer, B's relay); ``synctv direct`` -- the same viewers on A itself, the control;
+   ``nginx-rtmp edge`` -- RTMP viewers on an nginx-rtmp edge whose ``live`` application
+   ``pull``s from an origin (Debian's libnginx-mod-rtmp). A run with viewer gaps, failed or ended
+   viewers, a publisher behind real time or a load client at its CPU bound is unhealthy (the
+   live benchmark's checks), and its round gives no ratio.
+3. Printed: every run, the first frames, and the ratios relay/direct and relay/nginx-rtmp edge
+   over healthy rounds -- or their refusal, saying why.
 
-Figures are printed as lines ``live_relay: name: value``; the exit status is 0 unless viewers failed.
+Figures are printed as lines ``live_relay: ...``; the exit status is 0 unless no relay run was healthy.
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._trials import Run, alternate, compare, format_comparison, format_run, loadavg
 from bench.live import (
+    LOAD_BOUND,
     NGINX_MODULE,
+    PUBLISHER_SLACK_S,
     Publisher,
     children,
     cpu_seconds,
@@ -46,6 +52,8 @@ from bench.live import (
 )
 
 POSTGRES = os.environ.get("SYNCTV_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+RELAY, DIRECT, EDGE = "synctv relay node", "synctv direct", "nginx-rtmp edge"
+CPU = "cpu s per viewer-minute"
 
 
 def _admin() -> Any:
@@ -98,72 +106,96 @@ def _wait_offline(node: Node, item: str, token: str, timeout: float = 60) -> Non
     raise RuntimeError("the relay was not released")
 
 
-def synctv_relay(workdir: Path, count: int, warmup: float, measure: float) -> dict[str, Any]:
-    name = f"synctv_bench_{secrets.token_hex(4)}"
-    conn = _admin()
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    db = POSTGRES.rsplit("/", 1)[0] + "/" + name
-    a = b = None
-    ffmpeg: Publisher | None = None
-    try:
-        a = Node(workdir, "node-a", db)
-        b = Node(workdir, "node-b", db)
-        password = (a.data / "root-password").read_text().strip()
-        token = http_json(a.base + "/api/auth/login", {"name": "root", "password": password})["token"]
-        room = http_json(a.base + "/api/rooms", {"name": "relay"}, token)["room"]["id"]
-        media = http_json(f"{a.base}/api/rooms/{room}/media", {"provider": "rtmp", "title": "relay"}, token)["media"]["id"]
-        item = f"/api/rooms/{room}/media/{media}"
-        publish_url = http_json(a.base + item + "/stream-key", {}, token)["publish_url"]
-        on_a, on_b = _urls(a, item, token), _urls(b, item, token)
+class SynctvPair:
+    """Two synctv nodes on one fresh PostgreSQL database, a live item created on A, its URLs on
+    both; :meth:`close` stops both and drops the database."""
 
+    def __init__(self, workdir: Path) -> None:
+        self.db_name = f"synctv_bench_{secrets.token_hex(4)}"
+        conn = _admin()
+        conn.cursor().execute(f'CREATE DATABASE "{self.db_name}"')
+        conn.close()
+        db = POSTGRES.rsplit("/", 1)[0] + "/" + self.db_name
+        self.a: Node | None = None
+        self.b: Node | None = None
+        try:
+            self.a = a = Node(workdir, "node-a", db)
+            self.b = b = Node(workdir, "node-b", db)
+            password = (a.data / "root-password").read_text().strip()
+            self.token = http_json(a.base + "/api/auth/login", {"name": "root", "password": password})["token"]
+            room = http_json(a.base + "/api/rooms", {"name": "relay"}, self.token)["room"]["id"]
+            media = http_json(f"{a.base}/api/rooms/{room}/media", {"provider": "rtmp", "title": "relay"},
+                              self.token)["media"]["id"]
+            self.item = f"/api/rooms/{room}/media/{media}"
+            self.publish_url = http_json(a.base + self.item + "/stream-key", {}, self.token)["publish_url"]
+            self.on_a, self.on_b = _urls(a, self.item, self.token), _urls(b, self.item, self.token)
+        except BaseException:
+            self.close()
+            raise
+
+    def first_frames(self) -> dict[str, list[float]]:
+        """A new viewer's time to first frame on B when its relay starts (twice: it is released in
+        between), while it runs, and on A."""
+        assert self.b is not None
         started = time.monotonic()
-        ffmpeg = Publisher(publish_url)
-        time.sleep(4.0)
-        cold = first_frame_ms(on_b["flv"], 1)  # starts B's relay
-        _wait_offline(b, item, token)  # B releases it (pull_idle_s + idle_s)
-        cold += first_frame_ms(on_b["flv"], 1)
-        warm_b = first_frame_ms(on_b["flv"], 5)
-        direct_a = first_frame_ms(on_a["flv"], 5)
+        ffmpeg = Publisher(self.publish_url)
+        try:
+            time.sleep(4.0)
+            cold = first_frame_ms(self.on_b["flv"], 1)  # starts B's relay
+            _wait_offline(self.b, self.item, self.token)  # B releases it (pull_idle_s + idle_s)
+            cold += first_frame_ms(self.on_b["flv"], 1)
+            warm = first_frame_ms(self.on_b["flv"], 5)
+            direct = first_frame_ms(self.on_a["flv"], 5)
+        finally:
+            ffmpeg.stop(started)
+        return {"cold": cold, "warm": warm, "direct": direct}
 
-        pids_a, pids_b = children(a.proc.pid), children(b.proc.pid)
-        load = viewers("flv", on_b["flv"], count, warmup + measure)
-        connected = read_event(load)
-        time.sleep(warmup)
-        a0, b0, t0, l0 = cpu_seconds(pids_a), cpu_seconds(pids_b), time.monotonic(), cpu_seconds([load.pid])
-        time.sleep(measure)
-        a1, b1, t1, l1 = cpu_seconds(pids_a), cpu_seconds(pids_b), time.monotonic(), cpu_seconds([load.pid])
-        a_viewers = http_json(f"{a.base}{item}/stream", token=token)["viewers"]["flv"]
-        done = read_event(load)
-        load.wait()
-        # the control: the same viewers on A itself, in the same run
-        direct = viewers("flv", on_a["flv"], count, warmup + measure)
-        direct_connected = read_event(direct)
-        time.sleep(warmup)
-        d0, dt0 = cpu_seconds(pids_a), time.monotonic()
-        time.sleep(measure)
-        d1, dt1 = cpu_seconds(pids_a), time.monotonic()
-        direct_done = read_event(direct)
-        direct.wait()
-        behind = ffmpeg.stop(started)
+    def run(self, side: str, count: int, warmup: float, measure: float) -> Run:
+        """One measured run: the publisher into A, ``count`` HTTP-FLV viewers on B (``relay``) or
+        on A (``direct``); the CPU of the node they watch, and of A."""
+        assert self.a is not None and self.b is not None
+        relay = side == RELAY
+        load0 = loadavg()
+        pids_a, pids_b = children(self.a.proc.pid), children(self.b.proc.pid)
+        watched = pids_b if relay else pids_a
+        started = time.monotonic()
+        ffmpeg = Publisher(self.publish_url)
+        load = None
+        try:
+            time.sleep(3.0)
+            load = viewers("flv", (self.on_b if relay else self.on_a)["flv"], count, warmup + measure)
+            connected = read_event(load)
+            time.sleep(warmup)
+            w0, a0, t0, l0 = cpu_seconds(watched), cpu_seconds(pids_a), time.monotonic(), cpu_seconds([load.pid])
+            time.sleep(measure)
+            w1, a1, t1, l1 = cpu_seconds(watched), cpu_seconds(pids_a), time.monotonic(), cpu_seconds([load.pid])
+            a_viewers = http_json(f"{self.a.base}{self.item}/stream", token=self.token)["viewers"]["flv"]
+            done = read_event(load)
+            load.wait()
+            behind = ffmpeg.stop(started)
+        finally:
+            ffmpeg.stop(started)
+            if load is not None and load.poll() is None:
+                load.kill()
+                load.wait()
+        if relay:
+            _wait_offline(self.b, self.item, self.token)  # the next run starts B's relay afresh
+        run = Run(side, 0, load=(max(load0[0], loadavg()[0]), load0[1], load0[2]))
         minutes = connected["viewers"] * (t1 - t0) / 60
-        direct_minutes = direct_connected["viewers"] * (dt1 - dt0) / 60
-        return {"direct_cpu_per_viewer_minute": (d1 - d0) / direct_minutes if direct_minutes else float("nan"),
-                "direct_gaps": direct_done["gaps"], "direct_failed": direct_done["failed"],
-                "direct_frames": direct_done["frames"], "direct_viewers": direct_connected["viewers"],
-                "viewers": connected["viewers"], "b_cpu_s": b1 - b0, "a_cpu_s": a1 - a0, "seconds": t1 - t0,
-                "b_cpu_per_viewer_minute": (b1 - b0) / minutes if minutes else float("nan"),
-                "a_flv_viewers": a_viewers, "gaps": done["gaps"], "failed": done["failed"],
-                "frames": done["frames"], "cold_ms": cold, "warm_ms": warm_b, "direct_ms": direct_a,
-                "publisher_behind_s": behind, "load_cpu_share": (l1 - l0) / (t1 - t0)}
-    finally:
-        if ffmpeg is not None:
-            ffmpeg.stop()
-        for node in (b, a):
+        run.figures = {CPU: (w1 - w0) / minutes if minutes else float("nan"),
+                       "frames per viewer": done["frames"] / max(1, connected["viewers"])}
+        run.notes = {"publishing node cores": (a1 - a0) / (t1 - t0), "load client cores": (l1 - l0) / (t1 - t0)}
+        _health(run, count, connected, done, behind, (l1 - l0) / (t1 - t0))
+        if relay and a_viewers != 1:
+            run.problems.append(f"the publishing node had {a_viewers} FLV viewers, not 1 (the relay)")
+        return run
+
+    def close(self) -> None:
+        for node in (self.b, self.a):
             if node is not None:
                 node.stop()
         conn = _admin()
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{self.db_name}"')
         conn.close()
 
 
@@ -189,38 +221,67 @@ def _nginx(workdir: Path, name: str, application: str) -> tuple[subprocess.Popen
     return proc, port
 
 
-def nginx_edge(workdir: Path, count: int, warmup: float, measure: float) -> dict[str, Any]:
-    origin, origin_port = _nginx(workdir, "origin", "live on;")
-    edge, edge_port = _nginx(workdir, "edge", f"live on; pull rtmp://127.0.0.1:{origin_port}/live;")
-    ffmpeg: Publisher | None = None
-    try:
+class NginxPair:
+    """An nginx-rtmp origin and an edge whose ``live`` application ``pull``s from it on demand."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.origin, self.origin_port = _nginx(workdir, "origin", "live on;")
+        self.edge, self.edge_port = _nginx(workdir, "edge", f"live on; pull rtmp://127.0.0.1:{self.origin_port}/live;")
+
+    def run(self, count: int, warmup: float, measure: float) -> Run:
+        """One measured run: the publisher into the origin, ``count`` RTMP viewers on the edge."""
+        load0 = loadavg()
         started = time.monotonic()
-        ffmpeg = Publisher(f"rtmp://127.0.0.1:{origin_port}/live/bench")
-        time.sleep(3.0)
-        pids_o, pids_e = children(origin.pid), children(edge.pid)
-        load = viewers("rtmp", f"rtmp://127.0.0.1:{edge_port}/live/bench", count, warmup + measure)
-        connected = read_event(load)
-        time.sleep(warmup)
-        o0, e0, t0 = cpu_seconds(pids_o), cpu_seconds(pids_e), time.monotonic()
-        time.sleep(measure)
-        o1, e1, t1 = cpu_seconds(pids_o), cpu_seconds(pids_e), time.monotonic()
-        done = read_event(load)
-        load.wait()
-        behind = ffmpeg.stop(started)
+        ffmpeg = Publisher(f"rtmp://127.0.0.1:{self.origin_port}/live/bench")
+        load = None
+        try:
+            time.sleep(3.0)
+            pids_o, pids_e = children(self.origin.pid), children(self.edge.pid)
+            load = viewers("rtmp", f"rtmp://127.0.0.1:{self.edge_port}/live/bench", count, warmup + measure)
+            connected = read_event(load)
+            time.sleep(warmup)
+            o0, e0, t0, l0 = cpu_seconds(pids_o), cpu_seconds(pids_e), time.monotonic(), cpu_seconds([load.pid])
+            time.sleep(measure)
+            o1, e1, t1, l1 = cpu_seconds(pids_o), cpu_seconds(pids_e), time.monotonic(), cpu_seconds([load.pid])
+            done = read_event(load)
+            load.wait()
+            behind = ffmpeg.stop(started)
+        finally:
+            ffmpeg.stop(started)
+            if load is not None and load.poll() is None:
+                load.kill()
+                load.wait()
+        time.sleep(2.0)  # the edge lets go of its pull
+        run = Run(EDGE, 0, load=(max(load0[0], loadavg()[0]), load0[1], load0[2]))
         minutes = connected["viewers"] * (t1 - t0) / 60
-        return {"viewers": connected["viewers"], "edge_cpu_s": e1 - e0, "origin_cpu_s": o1 - o0,
-                "edge_cpu_per_viewer_minute": (e1 - e0) / minutes if minutes else float("nan"),
-                "gaps": done["gaps"], "failed": done["failed"], "frames": done["frames"],
-                "publisher_behind_s": behind}
-    finally:
-        if ffmpeg is not None:
-            ffmpeg.stop()
-        for proc in (edge, origin):
+        run.figures = {CPU: (e1 - e0) / minutes if minutes else float("nan"),
+                       "frames per viewer": done["frames"] / max(1, connected["viewers"])}
+        run.notes = {"origin cores": (o1 - o0) / (t1 - t0), "load client cores": (l1 - l0) / (t1 - t0)}
+        _health(run, count, connected, done, behind, (l1 - l0) / (t1 - t0))
+        return run
+
+    def close(self) -> None:
+        for proc in (self.edge, self.origin):
             proc.send_signal(signal.SIGQUIT)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _health(run: Run, count: int, connected: dict[str, Any], done: dict[str, Any], behind: float,
+            load_cores: float) -> None:
+    """The live benchmark's health checks (bench/live.py ``fan_out_run``), for one relay run."""
+    if connected["viewers"] < count or done["failed"]:
+        run.problems.append(f"{connected['viewers']} of {count} viewers connected, {done['failed']} failed")
+    if done["gaps"]:
+        run.problems.append(f"{done['gaps']} viewer gaps")
+    if done["ended_early"]:
+        run.problems.append(f"{done['ended_early']} viewers ended early")
+    if behind > PUBLISHER_SLACK_S:
+        run.problems.append(f"the publisher fell {behind:.2f} s behind real time")
+    if load_cores > LOAD_BOUND:
+        run.problems.append(f"the load client used {load_cores:.0%} of a core")
 
 
 def _ms(values: list[float]) -> str:
@@ -230,6 +291,7 @@ def _ms(values: list[float]) -> str:
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     count = 10 if quick else 200
+    rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else (1 if quick else 3)
     warmup, measure = (2.0, 4.0) if quick else (5.0, 20.0)
     if not shutil.which("ffmpeg"):
         print("live_relay: skipped (no ffmpeg)")
@@ -240,39 +302,43 @@ def main(argv: list[str]) -> int:
         print(f"live_relay: skipped (PostgreSQL at {POSTGRES} unreachable: {type(e).__name__})")
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="synctv-bench-relay-"))
-    status = 0
-    ours = synctv_relay(workdir, count, warmup, measure)
-    print(f"live_relay: viewers on node B: {ours['viewers']} (HTTP-FLV, relayed from A; measured "
-          f"{measure:g} s after {warmup:g} s)")
-    print(f"live_relay: synctv relay node cpu per viewer-minute: {ours['b_cpu_per_viewer_minute']:.4f} s "
-          f"({ours['b_cpu_s']:.2f} cpu s)")
-    print(f"live_relay: synctv publishing node: {ours['a_flv_viewers']} FLV viewer(s), "
-          f"{ours['a_cpu_s'] / ours['seconds']:.1%} of a core")
-    print(f"live_relay: synctv viewer gaps: {ours['gaps']}, failed: {ours['failed']}, "
-          f"frames per viewer: {ours['frames'] / max(1, ours['viewers']):.0f}, "
-          f"publisher behind: {ours['publisher_behind_s']:.2f} s (load generator used {ours['load_cpu_share']:.0%} of a core)")
-    print(f"live_relay: control, the same viewers on A directly: cpu per viewer-minute "
-          f"{ours['direct_cpu_per_viewer_minute']:.4f} s, gaps: {ours['direct_gaps']}, failed: {ours['direct_failed']}, "
-          f"frames per viewer: {ours['direct_frames'] / max(1, ours['direct_viewers']):.0f}")
-    print(f"live_relay: time to first frame on B, relay starting (cold): {_ms(ours['cold_ms'])}")
-    print(f"live_relay: time to first frame on B, relay running (warm): {_ms(ours['warm_ms'])}")
-    print(f"live_relay: time to first frame on A (the publishing node): {_ms(ours['direct_ms'])}")
-    if ours["failed"] or ours["viewers"] < count or ours["a_flv_viewers"] != 1:
-        status = 1
-    if shutil.which("nginx") and Path(NGINX_MODULE).exists():
-        theirs = nginx_edge(workdir, count, warmup, measure)
-        print(f"live_relay: nginx-rtmp edge cpu per viewer-minute: {theirs['edge_cpu_per_viewer_minute']:.4f} s "
-              f"({theirs['edge_cpu_s']:.2f} cpu s, RTMP viewers, pull from the origin); origin "
-              f"{theirs['origin_cpu_s'] / measure:.1%} of a core")
-        print(f"live_relay: nginx-rtmp viewer gaps: {theirs['gaps']}, failed: {theirs['failed']}, "
-              f"frames per viewer: {theirs['frames'] / max(1, theirs['viewers']):.0f}")
-        if theirs["edge_cpu_s"]:
-            ratio = ours["b_cpu_per_viewer_minute"] / theirs["edge_cpu_per_viewer_minute"]
-            print(f"live_relay: cpu ratio synctv relay node/nginx-rtmp edge: {ratio:.2f}")
-    else:
+    peer = shutil.which("nginx") is not None and Path(NGINX_MODULE).exists()
+    print(f"live_relay: {count} viewers per run, measured {measure:g} s after {warmup:g} s; {rounds} healthy "
+          "rounds wanted, sides alternate", flush=True)
+    ours = theirs = None
+    try:
+        ours = SynctvPair(workdir)
+        frames = ours.first_frames()
+        sides = {RELAY: lambda r: ours.run(RELAY, count, warmup, measure),
+                 DIRECT: lambda r: ours.run(DIRECT, count, warmup, measure)}
+        if peer:
+            theirs = NginxPair(workdir)
+            sides[EDGE] = lambda r: theirs.run(count, warmup, measure)
+        results = alternate(sides, rounds=rounds, max_rounds=rounds + 2,
+                            report=lambda run: print("live_relay: " + format_run(run, [CPU, "frames per viewer"], 4),
+                                                     flush=True))
+    finally:
+        if ours is not None:
+            ours.close()
+        if theirs is not None:
+            theirs.close()
+    print(f"live_relay: time to first frame on B, relay starting (cold): {_ms(frames['cold'])}")
+    print(f"live_relay: time to first frame on B, relay running (warm): {_ms(frames['warm'])}")
+    print(f"live_relay: time to first frame on A (the publishing node): {_ms(frames['direct'])}")
+    relayed = [r[RELAY] for r in results]
+    healthy = [run for run in relayed if run.healthy]
+    print(f"live_relay: synctv relay healthy runs: {len(healthy)} of {len(relayed)}")
+    for run in relayed:
+        if not run.healthy:
+            print(f"live_relay: synctv relay round {run.round + 1} unhealthy: {'; '.join(run.problems)}")
+    pairs = [(RELAY, DIRECT)] + ([(RELAY, EDGE)] if peer else [])
+    for a, b in pairs:
+        for line in format_comparison(compare(results, CPU, a, b, need=rounds), a, b, 4, "live_relay: "):
+            print(line)
+    if not peer:
         print("live_relay: nginx-rtmp: skipped (nginx or ngx_rtmp_module.so missing)")
     shutil.rmtree(workdir, ignore_errors=True)
-    return status
+    return 0 if healthy else 1
 
 
 if __name__ == "__main__":

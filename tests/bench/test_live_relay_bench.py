@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bench import live_relay
@@ -11,12 +13,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.tools("
 
 
 def test_live_relay_benchmark_quick_mode(postgres_admin_url, capsys: pytest.CaptureFixture[str]) -> None:
-    """The quick run relays to every viewer on node B without a gap, with exactly one FLV viewer
-    (the relay) on the publishing node, and prints each figure."""
+    """The quick run has a healthy relay run -- every viewer on node B served without a gap, and
+    exactly one FLV viewer (the relay) on the publishing node, which the run checks -- prints the
+    first frames, every run with its load average, and each comparison: a ratio, or its refusal
+    saying why."""
     assert live_relay.main(["--quick"]) == 0
     out = capsys.readouterr().out
-    for figure in ("synctv relay node cpu per viewer-minute", "synctv publishing node: 1 FLV viewer(s)",
-                   "synctv viewer gaps: 0, failed: 0", "relay starting (cold)", "relay running (warm)"):
+    lines = out.splitlines()
+    healthy = [line for line in lines if line.startswith("live_relay: round") and "synctv relay node:" in line
+               and line.endswith("; healthy")]
+    assert healthy, out
+    assert "publishing node cores" in healthy[0] and "load average" in healthy[0], out
+    for figure in ("relay starting (cold)", "relay running (warm)", "synctv relay healthy runs: 1 of 1"):
         assert figure in out, out
-    if have_tools("nginx-rtmp"):
-        assert "cpu ratio synctv relay node/nginx-rtmp edge" in out, out
+    others = ["synctv direct"] + (["nginx-rtmp edge"] if have_tools("nginx-rtmp") else [])
+    for other in others:
+        line = next(line for line in lines if line.startswith("live_relay: cpu s per viewer-minute:")
+                    and f"ratio synctv relay node/{other}" in line)
+        assert ("REFUSED (" in line) != bool(re.search(rf"ratio synctv relay node/{other} \d+\.\d+ \(", line)), line
