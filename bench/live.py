@@ -45,6 +45,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -243,24 +244,50 @@ LOAD_BOUND = 0.9  # a load process at 90% of a core may be what drops frames
 WAIT_BOUND = 0.5  # a server whose main thread waited for a CPU half the window measured other load
 
 
-def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, count: int,
-            warmup: float, measure: float, pinning: Pinning | None = None,
-            read_every_s: float = READ_EVERY_S) -> dict[str, Any]:
-    """Publish, connect ``count`` viewers, measure the server's CPU over ``measure`` seconds."""
+@dataclass
+class Window:
+    """What :func:`watch` measured: CPU seconds of each watched group of processes over the
+    window, its length, the viewers' first and last reports (``connected``, ``done``), how far the
+    publisher fell behind, the load client's and the publisher's cores, how long the first group's
+    main threads waited for a CPU (a share of the window), and what ``at_end`` returned."""
+
+    cpu: dict[str, float]
+    seconds: float
+    connected: dict[str, Any]
+    done: dict[str, Any]
+    behind_s: float
+    load_cores: float
+    publisher_cores: float
+    waited: float
+    at_end: Any = None
+
+    def per_viewer_minute(self, group: str) -> float:
+        minutes = self.connected["viewers"] * self.seconds / 60
+        return self.cpu[group] / minutes if minutes else float("nan")
+
+
+def watch(publish_url: str, kind: str, view_url: str, count: int, warmup: float, measure: float,
+          groups: dict[str, list[int]], pinning: Pinning | None = None, read_every_s: float = READ_EVERY_S,
+          settle_s: float = 2.0, at_end: Any = None) -> Window:
+    """Publish to ``publish_url`` (until stopped: connecting may take a while), after ``settle_s``
+    connect ``count`` viewers of ``kind`` to ``view_url`` in a load process, and after ``warmup``
+    measure the CPU of each group of processes over ``measure`` seconds; ``at_end()``, if given, is
+    called at the end of the window. The publisher and the viewers are stopped whatever happens."""
     started = time.monotonic()
-    ffmpeg = Publisher(publish_url, pinning=pinning)  # until stopped: connecting may take a while
+    ffmpeg = Publisher(publish_url, pinning=pinning)
     load = None
     try:
-        time.sleep(2.0)
+        time.sleep(settle_s)
         load = viewers(kind, view_url, count, warmup + measure, pinning, read_every_s)
         connected = read_event(load)
         time.sleep(warmup)
-        starving = Starvation(server_pids)
-        cpu0, t0, load0 = cpu_seconds(server_pids), time.monotonic(), cpu_seconds([load.pid])
-        pub0 = cpu_seconds([ffmpeg.pid])
+        starving = Starvation(next(iter(groups.values())))
+        cpu0 = {name: cpu_seconds(pids) for name, pids in groups.items()}
+        t0, load0, pub0 = time.monotonic(), cpu_seconds([load.pid]), cpu_seconds([ffmpeg.pid])
         time.sleep(measure)
-        cpu1, t1, load1 = cpu_seconds(server_pids), time.monotonic(), cpu_seconds([load.pid])
-        pub1 = cpu_seconds([ffmpeg.pid])
+        cpu1 = {name: cpu_seconds(pids) for name, pids in groups.items()}
+        t1, load1, pub1 = time.monotonic(), cpu_seconds([load.pid]), cpu_seconds([ffmpeg.pid])
+        extra = at_end() if at_end is not None else None
         done = read_event(load)
         load.wait()
         behind = ffmpeg.stop(started)
@@ -269,14 +296,39 @@ def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, 
         if load is not None and load.poll() is None:
             load.kill()
             load.wait()
-    viewer_minutes = connected["viewers"] * (t1 - t0) / 60
-    return {"cpu_s": cpu1 - cpu0, "viewer_minutes": viewer_minutes,
-            "cpu_per_viewer_minute": (cpu1 - cpu0) / viewer_minutes if viewer_minutes else float("nan"),
-            "viewers": connected["viewers"], "gaps": done["gaps"], "failed": done["failed"],
-            "ended_early": done["ended_early"], "frames": done["frames"], "publisher_behind_s": behind,
-            "mbit_s_out": done["bytes"] * 8 / 1e6 / (warmup + measure), "load_cpu_share": (load1 - load0) / (t1 - t0),
-            "publisher_cpu_share": (pub1 - pub0) / (t1 - t0), "server_wait_share": starving.share(t1 - t0),
-            "bytes_measured": done["bytes"] * (t1 - t0) / (warmup + measure)}
+    return Window({name: cpu1[name] - cpu0[name] for name in groups}, t1 - t0, connected, done, behind,
+                  (load1 - load0) / (t1 - t0), (pub1 - pub0) / (t1 - t0), starving.share(t1 - t0), extra)
+
+
+def viewer_health(run: Run, count: int, window: Window) -> None:
+    """The problems of a run that make it unhealthy: viewers missing, failed, ended or with gaps,
+    a publisher behind real time, a load client at its bound."""
+    connected, done = window.connected, window.done
+    if connected["viewers"] < count or done["failed"]:
+        run.problems.append(f"{connected['viewers']} of {count} viewers connected, {done['failed']} failed")
+    if done["gaps"]:
+        run.problems.append(f"{done['gaps']} viewer gaps")
+    if done["ended_early"]:
+        run.problems.append(f"{done['ended_early']} viewers ended early")
+    if window.behind_s > PUBLISHER_SLACK_S:
+        run.problems.append(f"the publisher fell {window.behind_s:.2f} s behind real time")
+    if window.load_cores > LOAD_BOUND:
+        run.problems.append(f"the load client used {window.load_cores:.0%} of a core")
+
+
+def fan_out(server_pids: list[int], publish_url: str, kind: str, view_url: str, count: int,
+            warmup: float, measure: float, pinning: Pinning | None = None,
+            read_every_s: float = READ_EVERY_S) -> dict[str, Any]:
+    """Publish, connect ``count`` viewers, measure the server's CPU over ``measure`` seconds."""
+    w = watch(publish_url, kind, view_url, count, warmup, measure, {"server": server_pids}, pinning, read_every_s)
+    done = w.done
+    return {"cpu_s": w.cpu["server"], "viewer_minutes": w.connected["viewers"] * w.seconds / 60,
+            "cpu_per_viewer_minute": w.per_viewer_minute("server"),
+            "viewers": w.connected["viewers"], "gaps": done["gaps"], "failed": done["failed"],
+            "ended_early": done["ended_early"], "frames": done["frames"], "publisher_behind_s": w.behind_s,
+            "mbit_s_out": done["bytes"] * 8 / 1e6 / (warmup + measure), "load_cpu_share": w.load_cores,
+            "publisher_cpu_share": w.publisher_cores, "server_wait_share": w.waited,
+            "bytes_measured": done["bytes"] * w.seconds / (warmup + measure), "window": w}
 
 
 def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, view_url: str, count: int,
@@ -291,14 +343,7 @@ def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, 
                    "Mbit/s out": got["mbit_s_out"], "frames per viewer": got["frames"] / max(1, got["viewers"])}
     run.notes = {"load client cores": got["load_cpu_share"], "publisher cores": got["publisher_cpu_share"],
                  "publisher behind s": got["publisher_behind_s"], "server waited for a CPU": got["server_wait_share"]}
-    if got["viewers"] < count or got["failed"]:
-        run.problems.append(f"{got['viewers']} of {count} viewers connected, {got['failed']} failed")
-    if got["gaps"]:
-        run.problems.append(f"{got['gaps']} viewer gaps")
-    if got["ended_early"]:
-        run.problems.append(f"{got['ended_early']} viewers ended early")
-    if got["publisher_behind_s"] > PUBLISHER_SLACK_S:
-        run.problems.append(f"the publisher fell {got['publisher_behind_s']:.2f} s behind real time")
+    viewer_health(run, count, got["window"])
     if got["server_wait_share"] > WAIT_BOUND:
         run.problems.append(f"the server waited for a CPU {got['server_wait_share']:.0%} of the window "
                             "(the machine's other load set the pace)")
@@ -307,8 +352,6 @@ def fan_out_run(side: str, server_pids: list[int], publish_url: str, kind: str, 
         if load_side > LOAD_BOUND:  # the viewers and the publisher share the load CPUs
             run.problems.append(f"the load client and the publisher used {load_side:.0%} of the load CPUs "
                                 "(viewers may have fallen behind there, not at the server; --no-pin spreads them)")
-    if got["load_cpu_share"] > LOAD_BOUND:
-        run.problems.append(f"the load client used {got['load_cpu_share']:.0%} of a core")
     return run
 
 

@@ -38,17 +38,14 @@ from typing import Any
 
 from bench._trials import Run, alternate, compare, format_comparison, format_run, loadavg
 from bench.live import (
-    LOAD_BOUND,
     NGINX_MODULE,
-    PUBLISHER_SLACK_S,
     Publisher,
     children,
-    cpu_seconds,
     first_frame_ms,
     free_port,
     http_json,
-    read_event,
-    viewers,
+    viewer_health,
+    watch,
 )
 
 POSTGRES = os.environ.get("SYNCTV_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -155,39 +152,20 @@ class SynctvPair:
         on A (``direct``); the CPU of the node they watch, and of A."""
         assert self.a is not None and self.b is not None
         relay = side == RELAY
-        load0 = loadavg()
+        load = loadavg()
         pids_a, pids_b = children(self.a.proc.pid), children(self.b.proc.pid)
-        watched = pids_b if relay else pids_a
-        started = time.monotonic()
-        ffmpeg = Publisher(self.publish_url)
-        load = None
-        try:
-            time.sleep(3.0)
-            load = viewers("flv", (self.on_b if relay else self.on_a)["flv"], count, warmup + measure)
-            connected = read_event(load)
-            time.sleep(warmup)
-            w0, a0, t0, l0 = cpu_seconds(watched), cpu_seconds(pids_a), time.monotonic(), cpu_seconds([load.pid])
-            time.sleep(measure)
-            w1, a1, t1, l1 = cpu_seconds(watched), cpu_seconds(pids_a), time.monotonic(), cpu_seconds([load.pid])
-            a_viewers = http_json(f"{self.a.base}{self.item}/stream", token=self.token)["viewers"]["flv"]
-            done = read_event(load)
-            load.wait()
-            behind = ffmpeg.stop(started)
-        finally:
-            ffmpeg.stop(started)
-            if load is not None and load.poll() is None:
-                load.kill()
-                load.wait()
+        w = watch(self.publish_url, "flv", (self.on_b if relay else self.on_a)["flv"], count, warmup, measure,
+                  {"watched": pids_b if relay else pids_a, "a": pids_a}, settle_s=3.0,
+                  at_end=lambda: http_json(f"{self.a.base}{self.item}/stream", token=self.token)["viewers"]["flv"])
         if relay:
             _wait_offline(self.b, self.item, self.token)  # the next run starts B's relay afresh
-        run = Run(side, 0, load=(max(load0[0], loadavg()[0]), load0[1], load0[2]))
-        minutes = connected["viewers"] * (t1 - t0) / 60
-        run.figures = {CPU: (w1 - w0) / minutes if minutes else float("nan"),
-                       "frames per viewer": done["frames"] / max(1, connected["viewers"])}
-        run.notes = {"publishing node cores": (a1 - a0) / (t1 - t0), "load client cores": (l1 - l0) / (t1 - t0)}
-        _health(run, count, connected, done, behind, (l1 - l0) / (t1 - t0))
-        if relay and a_viewers != 1:
-            run.problems.append(f"the publishing node had {a_viewers} FLV viewers, not 1 (the relay)")
+        run = Run(side, 0, load=(max(load[0], loadavg()[0]), load[1], load[2]))
+        run.figures = {CPU: w.per_viewer_minute("watched"),
+                       "frames per viewer": w.done["frames"] / max(1, w.connected["viewers"])}
+        run.notes = {"publishing node cores": w.cpu["a"] / w.seconds, "load client cores": w.load_cores}
+        viewer_health(run, count, w)
+        if relay and w.at_end != 1:
+            run.problems.append(f"the publishing node had {w.at_end} FLV viewers, not 1 (the relay)")
         return run
 
     def close(self) -> None:
@@ -230,34 +208,16 @@ class NginxPair:
 
     def run(self, count: int, warmup: float, measure: float) -> Run:
         """One measured run: the publisher into the origin, ``count`` RTMP viewers on the edge."""
-        load0 = loadavg()
-        started = time.monotonic()
-        ffmpeg = Publisher(f"rtmp://127.0.0.1:{self.origin_port}/live/bench")
-        load = None
-        try:
-            time.sleep(3.0)
-            pids_o, pids_e = children(self.origin.pid), children(self.edge.pid)
-            load = viewers("rtmp", f"rtmp://127.0.0.1:{self.edge_port}/live/bench", count, warmup + measure)
-            connected = read_event(load)
-            time.sleep(warmup)
-            o0, e0, t0, l0 = cpu_seconds(pids_o), cpu_seconds(pids_e), time.monotonic(), cpu_seconds([load.pid])
-            time.sleep(measure)
-            o1, e1, t1, l1 = cpu_seconds(pids_o), cpu_seconds(pids_e), time.monotonic(), cpu_seconds([load.pid])
-            done = read_event(load)
-            load.wait()
-            behind = ffmpeg.stop(started)
-        finally:
-            ffmpeg.stop(started)
-            if load is not None and load.poll() is None:
-                load.kill()
-                load.wait()
+        load = loadavg()
+        w = watch(f"rtmp://127.0.0.1:{self.origin_port}/live/bench", "rtmp",
+                  f"rtmp://127.0.0.1:{self.edge_port}/live/bench", count, warmup, measure,
+                  {"edge": children(self.edge.pid), "origin": children(self.origin.pid)}, settle_s=3.0)
         time.sleep(2.0)  # the edge lets go of its pull
-        run = Run(EDGE, 0, load=(max(load0[0], loadavg()[0]), load0[1], load0[2]))
-        minutes = connected["viewers"] * (t1 - t0) / 60
-        run.figures = {CPU: (e1 - e0) / minutes if minutes else float("nan"),
-                       "frames per viewer": done["frames"] / max(1, connected["viewers"])}
-        run.notes = {"origin cores": (o1 - o0) / (t1 - t0), "load client cores": (l1 - l0) / (t1 - t0)}
-        _health(run, count, connected, done, behind, (l1 - l0) / (t1 - t0))
+        run = Run(EDGE, 0, load=(max(load[0], loadavg()[0]), load[1], load[2]))
+        run.figures = {CPU: w.per_viewer_minute("edge"),
+                       "frames per viewer": w.done["frames"] / max(1, w.connected["viewers"])}
+        run.notes = {"origin cores": w.cpu["origin"] / w.seconds, "load client cores": w.load_cores}
+        viewer_health(run, count, w)
         return run
 
     def close(self) -> None:
@@ -267,21 +227,6 @@ class NginxPair:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-
-
-def _health(run: Run, count: int, connected: dict[str, Any], done: dict[str, Any], behind: float,
-            load_cores: float) -> None:
-    """The live benchmark's health checks (bench/live.py ``fan_out_run``), for one relay run."""
-    if connected["viewers"] < count or done["failed"]:
-        run.problems.append(f"{connected['viewers']} of {count} viewers connected, {done['failed']} failed")
-    if done["gaps"]:
-        run.problems.append(f"{done['gaps']} viewer gaps")
-    if done["ended_early"]:
-        run.problems.append(f"{done['ended_early']} viewers ended early")
-    if behind > PUBLISHER_SLACK_S:
-        run.problems.append(f"the publisher fell {behind:.2f} s behind real time")
-    if load_cores > LOAD_BOUND:
-        run.problems.append(f"the load client used {load_cores:.0%} of a core")
 
 
 def _ms(values: list[float]) -> str:
