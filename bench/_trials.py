@@ -14,8 +14,8 @@ rounds than asked it gives no ratio and says why. :func:`format_comparison` prin
 
 Also here: the load average (noted with every run), CPU seconds of processes from ``/proc``, and
 CPU pinning (``taskset``-style, through ``os.sched_setaffinity``) that keeps the load clients'
-CPU off the cores the servers are measured on. Pure of Twisted; used by bench/proxy.py and
-bench/live.py, tested in tests/bench/test_trials.py.
+CPU off the cores the servers are measured on. Pure of Twisted; used by bench/proxy.py,
+bench/live.py and bench/live_relay.py, tested in tests/bench/test_trials.py.
 """
 
 from __future__ import annotations
