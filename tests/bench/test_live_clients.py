@@ -13,6 +13,7 @@ import struct
 import threading
 import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -147,11 +148,13 @@ def test_rtmp_skimmer_sees_every_video_message_and_acknowledges_its_window(
 # -- end to end ---------------------------------------------------------------------------------
 
 
-def test_batched_reads_lose_nothing_over_a_real_socket() -> None:
+def test_batched_reads_lose_nothing_over_a_real_socket(monkeypatch: pytest.MonkeyPatch) -> None:
     """Three HTTP-FLV viewers against a loopback server (threads: the client's loop sleeps between
-    its passes) that streams 30 frames a second for about a second: every frame reaches every
-    viewer with no gap, through the shared buffer and the batched reads. (The run lasts 1.8 s:
-    long enough for a late stream, short enough that the end of the stream is not a stall.)"""
+    its passes) that streams a frame every 15 ms, spread over many read passes: every frame
+    reaches every viewer with no gap, through the shared buffer and the batched reads. The run
+    lasts 3 s, far longer than the stream even on a busy machine; the stall check is set past the
+    run (the stream's end is not a stall), the timestamp check stays."""
+    monkeypatch.setattr(clients, "STALL_S", 60.0)
     frames = 30
     body = flv_body([i * 33 for i in range(frames)])
     header = b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\n\r\n"
@@ -163,13 +166,13 @@ def test_batched_reads_lose_nothing_over_a_real_socket() -> None:
                 request += conn.recv(4096)
             pos = 13 + 11 + 5 + 4  # the FLV header and the script tag
             conn.sendall(header + body[:pos])
-            while pos < len(body):  # an audio tag and a video tag every 33 ms
+            while pos < len(body):  # an audio tag and a video tag every 15 ms
                 end = pos
                 for _ in range(2):
                     end += 11 + int.from_bytes(body[end + 1 : end + 4], "big") + 4
                 conn.sendall(body[pos:end])
                 pos = end
-                time.sleep(0.033)
+                time.sleep(0.015)
             while conn.recv(4096):  # until the viewer closes
                 pass
 
@@ -183,7 +186,7 @@ def test_batched_reads_lose_nothing_over_a_real_socket() -> None:
 
     threading.Thread(target=accept, daemon=True).start()
     try:
-        done = asyncio.run(clients.run("flv", f"http://127.0.0.1:{port}/live.flv?t=1", 3, 1.8))
+        done = asyncio.run(clients.run("flv", f"http://127.0.0.1:{port}/live.flv?t=1", 3, 3.0))
     finally:
         listener.close()
     assert done["viewers"] == 3 and done["connected"] == 3 and done["failed"] == 0
