@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import option
 from bench._live_clients import READ_EVERY_S
 from bench._trials import (
     Pinning,
@@ -401,9 +402,12 @@ def first_frame_ms(url: str, samples: int) -> list[float]:
 
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
-    count = int(_option(argv, "--viewers", 20 if quick else 500))
-    rounds = int(_option(argv, "--rounds", 1 if quick else 3))
-    warmup, measure = (3.0, 6.0) if quick else (8.0, float(_option(argv, "--measure", 30)))
+    count = option(argv, "--viewers", 20 if quick else 500, int, 1)
+    rounds = option(argv, "--rounds", 1 if quick else 3, int, 1)
+    warmup, measure = (3.0, 6.0) if quick else (8.0, option(argv, "--measure", 30.0, float, 1))
+    flush = option(argv, "--flush-ms", None, int, 1)
+    read_every_s = option(argv, "--read-every-ms", READ_EVERY_S * 1000, float, 0) / 1000
+    baseline = option(argv, "--baseline", None)
     pinning = Pinning.split(enabled="--no-pin" not in argv)
     peer = "--no-peer" not in argv and shutil.which("nginx") is not None and Path(NGINX_MODULE).exists()
     if not shutil.which("ffmpeg"):
@@ -411,10 +415,7 @@ def main(argv: list[str]) -> int:
         return 0
     workdir = Path(tempfile.mkdtemp(prefix="synctv-bench-live-"))
     status = 0
-    flush = _option(argv, "--flush-ms", None)
-    read_every_s = float(_option(argv, "--read-every-ms", READ_EVERY_S * 1000)) / 1000
-    server = Synctv(workdir, pinning, flush_ms=None if flush is None else int(flush))
-    baseline = _option(argv, "--baseline", None)
+    server = Synctv(workdir, pinning, flush_ms=flush)
     before = Synctv(workdir, pinning, "synctv-before", baseline) if baseline else None
     nginx = Nginx(workdir, pinning) if peer else None
     reads = f"viewers read every {read_every_s * 1000:g} ms" if read_every_s > 0 else "viewers read as data comes"
@@ -474,10 +475,6 @@ def main(argv: list[str]) -> int:
         print("live: nginx-rtmp: skipped (nginx or ngx_rtmp_module.so missing, or --no-peer)")
     shutil.rmtree(workdir, ignore_errors=True)
     return status
-
-
-def _option(argv: list[str], name: str, default: Any) -> Any:
-    return argv[argv.index(name) + 1] if name in argv else default
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import option
 from bench._trials import Run, alternate, compare, format_comparison, format_run, loadavg
 from bench.live import (
     NGINX_MODULE,
@@ -236,7 +237,7 @@ def _ms(values: list[float]) -> str:
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     count = 10 if quick else 200
-    rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else (1 if quick else 3)
+    rounds = option(argv, "--rounds", 1 if quick else 3, int, 1)
     warmup, measure = (2.0, 4.0) if quick else (5.0, 20.0)
     if not shutil.which("ffmpeg"):
         print("live_relay: skipped (no ffmpeg)")

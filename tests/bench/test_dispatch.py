@@ -48,3 +48,36 @@ def test_what_cannot_be_placed_is_refused_before_anything_runs(ran, argv, capsys
     assert ran == []
     err = capsys.readouterr().err
     assert err.startswith("bench: ") and ("no benchmark" in err or "go to one benchmark" in err)
+
+
+def test_an_option_value_is_parsed_or_refused_before_anything_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """``bench.option``: the value after the name as the type asked for, the default without the
+    name; a missing value, a wrong type or one below the minimum exits 2 naming the option (it used
+    to be a traceback from ``int()``, or an IndexError for a trailing ``--rounds``)."""
+    from bench import option
+
+    assert option(["--rounds", "5"], "--rounds", 3, int, 1) == 5
+    assert option(["--quick"], "--rounds", 3, int, 1) == 3
+    assert option(["--read-every-ms", "0"], "--read-every-ms", 50.0, float, 0) == 0.0
+    assert option(["--baseline", "/tmp/b"], "--baseline", None) == "/tmp/b"
+    for argv, said in ((["--rounds"], "--rounds needs a value"),
+                       (["--rounds", "--quick"], "--rounds needs a value"),
+                       (["--rounds", "x"], "--rounds: 'x' is not an int"),
+                       (["--rounds", "0"], "--rounds must be at least 1, not 0"),
+                       (["--measure", "1.5s"], "--measure: '1.5s' is not a float")):
+        kind = float if argv[0] == "--measure" else int
+        with pytest.raises(SystemExit) as ended:
+            option(argv, argv[0], None, kind, 1)
+        assert ended.value.code == 2
+        assert said in capsys.readouterr().err
+
+
+def test_the_live_benchmarks_refuse_a_bad_option_before_starting_anything(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import live, live_relay
+
+    for main, argv in ((live.main, ["--viewers", "many"]), (live.main, ["--read-every-ms", "-1"]),
+                       (live_relay.main, ["--rounds"])):
+        with pytest.raises(SystemExit) as ended:
+            main(argv)
+        assert ended.value.code == 2
+        assert capsys.readouterr().err.startswith("bench: ")
